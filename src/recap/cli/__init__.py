@@ -1,0 +1,1 @@
+"""Command-line entry points (tyro). Thin: parse a config, call one function."""

@@ -1,0 +1,20 @@
+"""Contracts between the parts of recap (runtime-checkable ``typing.Protocol`` classes) and value types."""
+
+from recap.protocols.extractor import DeploymentSettings, PolicyExtractor
+from recap.protocols.labeler import AdvantageLabeler, EpisodeToLabel, LabelResult
+from recap.protocols.policy import Policy
+from recap.protocols.robot import RobotBackend, StepResult, Teleoperator
+from recap.protocols.value import ValueEstimator
+
+__all__ = [
+    "AdvantageLabeler",
+    "DeploymentSettings",
+    "EpisodeToLabel",
+    "LabelResult",
+    "Policy",
+    "PolicyExtractor",
+    "RobotBackend",
+    "StepResult",
+    "Teleoperator",
+    "ValueEstimator",
+]

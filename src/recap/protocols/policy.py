@@ -1,0 +1,64 @@
+"""The Policy protocol: every extractor trains a policy through these two methods only."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from tensordict import TensorDict
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A chunked action policy with an optional advantage-indicator input (DESIGN.md section 3).
+
+    Policies are ``torch.nn.Module`` subclasses; they own their input/action normalisation (statistics are
+    given at construction), so callers pass raw observations and get raw actions back.
+
+    Attributes:
+        chunk_size: actions per chunk (H).
+        action_dim: size of one action.
+    """
+
+    chunk_size: int
+    action_dim: int
+
+    def per_sample_loss(
+        self,
+        batch: TensorDict,
+        indicator: torch.Tensor | None,
+        *,
+        flow_draws: TensorDict | None = None,
+    ) -> TensorDict:
+        """Per-sample loss terms, each of shape ``[B]`` (the likelihood surrogates every extractor uses).
+
+        Args:
+            batch: a training batch (see ``recap.data.keys``) with ``action`` and ``action_is_pad``.
+            indicator: bool ``[B]`` improvement indicator fed as input, or ``None`` to drop it for the whole
+                batch. Per-sample dropout is expressed by the extractor splitting or masking; policies that
+                support it also accept ``batch["indicator_dropped"]`` (bool ``[B]``) to drop per sample.
+            flow_draws: optional ``TensorDict`` with ``noise`` ``[B, H, A]`` and ``time`` ``[B]`` so that two
+                calls (e.g. a PPO reference and the current policy) use the same draws.
+
+        Returns:
+            A TensorDict with batch size ``[B]`` holding ``flow`` (flow-matching MSE per sample, averaged over
+            valid chunk steps and action dims) and, where the policy has discrete outputs, ``fast`` and
+            ``subtask`` (mean token negative log-likelihood per sample).
+        """
+        ...
+
+    def sample_actions(
+        self,
+        obs: TensorDict,
+        indicator: torch.Tensor | bool | None = True,
+        guidance: float = 1.0,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample an action chunk ``[B, H, A]`` in raw action units.
+
+        ``indicator=None`` samples the unconditional policy; ``True``/``False`` (or a bool tensor ``[B]``)
+        conditions on I. With ``guidance`` beta != 1, classifier-free guidance combines the conditional and
+        unconditional velocities: ``v = v_u + beta * (v_c - v_u)`` (beta = 0 is unconditional).
+        """
+        ...
