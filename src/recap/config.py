@@ -9,6 +9,7 @@ refused with the dotted path of the field and the allowed values.
 from __future__ import annotations
 
 import json
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,8 +20,6 @@ import tomli_w
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from recap.errors import ConfigError, did_you_mean
-
-import tomllib
 
 T = TypeVar("T")
 TAG = "name"
@@ -100,7 +99,9 @@ def make_converter(registry: Any = None) -> cattrs.Converter:
         if isinstance(data, cls):
             return data
         if not isinstance(data, dict) or TAG not in data:
-            raise ConfigError(f"expected a table with a {TAG!r} key naming a registered {cls.kind}, got {data!r}")
+            raise ConfigError(
+                f"expected a table with a {TAG!r} key naming a registered {cls.kind}, got {data!r}"
+            )
         reg = _registry(registry)
         entry = reg.get(cls.kind, data[TAG])
         if entry.config is None or not issubclass(entry.config, cls):

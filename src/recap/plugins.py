@@ -152,7 +152,9 @@ def _unknown_hooks(module: object) -> list[str]:
     return found
 
 
-def _register_callback(registry: Registry, kind: str, plugin: str, dist: str, ver: str) -> Callable[..., None]:
+def _register_callback(
+    registry: Registry, kind: str, plugin: str, dist: str, ver: str
+) -> Callable[..., None]:
     def register(name: str, factory: Any, *, config: type | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
@@ -211,7 +213,9 @@ def load_registry(
             module = load()
             unknown = _unknown_hooks(module)
             if unknown:
-                raise PluginError(f"implements unknown hook(s) {unknown}; known hooks: {sorted(KIND_HOOKS.values())}")
+                raise PluginError(
+                    f"implements unknown hook(s) {unknown}; known hooks: {sorted(KIND_HOOKS.values())}"
+                )
             pm.register(module, name=plugin)
         except Exception as exc:  # a broken plugin is named, not fatal
             _fail(registry, plugin, dist, exc)

@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             return result if isinstance(result, int) else 0
     groups = sorted({k.split()[0] for k in COMMANDS})
-    print(f"error: unknown command {args[0]!r}.{did_you_mean(args[0], groups)}\n\n{_usage()}", file=sys.stderr)
+    print(
+        f"error: unknown command {args[0]!r}.{did_you_mean(args[0], groups)}\n\n{_usage()}", file=sys.stderr
+    )
     return 2
 
 

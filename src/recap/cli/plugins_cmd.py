@@ -18,7 +18,13 @@ def plugins(json_output: Annotated[bool, tyro.conf.arg(name="json")] = False) ->
     """
     reg = get_registry()
     rows = [
-        {"name": e.name, "kind": e.kind, "plugin": e.plugin, "distribution": e.distribution, "version": e.version}
+        {
+            "name": e.name,
+            "kind": e.kind,
+            "plugin": e.plugin,
+            "distribution": e.distribution,
+            "version": e.version,
+        }
         for e in sorted(reg.all_entries(), key=lambda e: (e.kind, e.name))
     ]
     failures = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error} for f in reg.failures]

@@ -1,0 +1,56 @@
+"""Advantages from values and normalised rewards (DESIGN.md section 2).
+
+All inputs are padded ``[N, T_max]`` with ``lengths [N]``; values are in normalised return units [-1, 0].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recap.rl._checks import check_finite, check_lengths, check_same_shape
+from recap.rl.returns import returns_to_go, valid_mask
+
+
+def nstep_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    lengths: torch.Tensor,
+    lookahead: int = 50,
+) -> torch.Tensor:
+    """Fine-tuning advantage, n-step with Monte-Carlo fallback near the end:
+
+        A_t = clip(sum_{t'=t}^{t+N-1} r_t' + V(o_{t+N}), -1, 0) - V(o_t)   if t + N < T
+        A_t = clip(R_t, -1, 0) - V(o_t)                                     otherwise (window reaches the end)
+
+    Args:
+        rewards: normalised rewards r_t / L ``[N, T_max]`` (0 in padding).
+        values: V(o_t) ``[N, T_max]``.
+        lengths: int ``[N]``.
+        lookahead: N >= 1.
+
+    Returns:
+        float ``[N, T_max]`` advantages, 0 in padding.
+    """
+    lengths = check_lengths(lengths)
+    check_same_shape("rewards", rewards, "values", values)
+    check_finite("values", values)
+    if lookahead < 1:
+        raise ValueError(f"lookahead must be >= 1, got {lookahead}")
+    n, t_max = values.shape
+    mask = valid_mask(lengths, t_max)
+    ret = returns_to_go(rewards * mask)
+    pad = torch.zeros(n, lookahead, dtype=ret.dtype, device=ret.device)
+    ret_ahead = torch.cat([ret, pad], 1)[:, lookahead:]
+    val_ahead = torch.cat([values, pad.to(values.dtype)], 1)[:, lookahead:]
+    t = torch.arange(t_max, device=values.device)[None, :]
+    bootstrap = (t + lookahead) < lengths[:, None]
+    target = torch.where(bootstrap, ret - ret_ahead + val_ahead, ret).clamp(-1.0, 0.0)
+    return (target - values) * mask
+
+
+def mc_advantages(returns: torch.Tensor, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Pre-training advantage A_t = R_t - V(o_t) (one value call per sample), 0 in padding."""
+    lengths = check_lengths(lengths)
+    check_same_shape("returns", returns, "values", values)
+    check_finite("values", values)
+    return (returns - values) * valid_mask(lengths, values.shape[1])

@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from recap import rl
+from recap.errors import SchemaError
+
+
+def _norm_rewards(lengths, success, max_len, c_fail):
+    return rl.episode_rewards_batched(torch.tensor(lengths), torch.tensor(success), c_fail) / max_len
+
+
+def test_nstep_bootstraps_inside_and_falls_back_to_monte_carlo_at_the_end():
+    # One success of 5 steps, max length 10, N = 2, V = -0.05 * t.
+    r = _norm_rewards([5], [True], 10, 10)
+    v = torch.tensor([[0.0, -0.05, -0.10, -0.15, -0.20]])
+    a = rl.nstep_advantages(r, v, torch.tensor([5]), lookahead=2)
+    # t=0: -0.1 - 0.1 + V(2)=-0.10 -> -0.30, minus V(0)=0 -> -0.30
+    # t=1: -0.2 + V(3)=-0.15 -> -0.35, minus -0.05 -> -0.30
+    # t=2: -0.2 + V(4)=-0.20 -> -0.40, minus -0.10 -> -0.30
+    # t=3: t+N = 5 = T: Monte-Carlo R_3 = -0.1, minus -0.15 -> +0.05
+    # t=4: R_4 = 0, minus -0.20 -> +0.20
+    expected = torch.tensor([[-0.30, -0.30, -0.30, 0.05, 0.20]])
+    assert torch.allclose(a, expected, atol=1e-6)
+
+
+def test_nstep_past_the_end_of_a_failure_uses_the_clipped_return():
+    r = _norm_rewards([3], [False], 10, 10)
+    v = torch.full((1, 3), -0.5)
+    a = rl.nstep_advantages(r, v, torch.tensor([3]), lookahead=50)
+    assert torch.allclose(a, torch.tensor([[-0.5, -0.5, -0.5]]))  # clip(-1.2, -1.1, -1.0) = -1, minus -0.5
+
+
+def test_padding_stays_zero_and_mc_advantage():
+    lengths = torch.tensor([2, 3])
+    ret = rl.normalized_mc_returns_batched(lengths, torch.tensor([True, True]), 3)
+    v = torch.full((2, 3), -0.1)
+    a = rl.mc_advantages(ret, v, lengths)
+    assert torch.allclose(a, torch.tensor([[-1 / 3 + 0.1, 0.1, 0.0], [-2 / 3 + 0.1, -1 / 3 + 0.1, 0.1]]))
+
+
+def test_nan_values_rejected():
+    with pytest.raises(SchemaError, match="NaN"):
+        rl.nstep_advantages(torch.zeros(1, 2), torch.tensor([[0.0, float("nan")]]), torch.tensor([2]))
+    with pytest.raises(SchemaError, match="same shape"):
+        rl.nstep_advantages(torch.zeros(1, 2), torch.zeros(1, 3), torch.tensor([2]))

@@ -1,0 +1,50 @@
+import math
+
+import pytest
+import torch
+
+from recap import rl
+from recap.errors import SchemaError
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.4])
+def test_indicator_fraction_exact_with_heavy_ties(fraction):
+    g = torch.Generator().manual_seed(0)
+    # 60% of the points share one value: no strict threshold gives 30% or 40%.
+    adv = torch.cat([torch.zeros(600), torch.linspace(-1, 1, 400)])
+    ind, eps = rl.indicators_for_fraction(adv, fraction, g)
+    assert abs(ind.float().mean().item() - fraction) <= 0.01
+    assert (adv[ind] >= eps - 1e-12).all()  # positives are never below the threshold
+
+
+def test_threshold_without_ties_is_strict():
+    adv = torch.arange(10.0)
+    eps = rl.threshold_for_fraction(adv, 0.3)
+    assert eps == 6.5
+    assert rl.apply_threshold(adv, eps).sum() == 3
+
+
+def test_interventions_forced_positive():
+    ind = torch.tensor([False, True, False])
+    assert rl.force_interventions(ind, torch.tensor([True, False, False])).tolist() == [True, True, False]
+
+
+def test_success_rate_and_throughput_by_hand():
+    s = torch.tensor([True, False, True, True])
+    d = torch.tensor([10.0, 20.0, 10.0, 20.0])  # 60 s of robot time
+    assert rl.throughput_per_hour(s, d) == pytest.approx(3 / 60 * 3600)
+    assert rl.mean_time_to_success(s, d) == pytest.approx(40 / 3)
+    p, lo, hi = rl.success_rate(s)
+    assert p == 0.75 and 0.2 < lo < 0.75 < hi <= 1.0
+    v, lo, hi = rl.throughput_ci(s, d)
+    assert lo <= v <= hi
+    assert math.isnan(rl.mean_time_to_success(torch.tensor([False]), torch.tensor([1.0])))
+
+
+def test_metric_errors():
+    with pytest.raises(SchemaError, match="non-empty"):
+        rl.success_rate(torch.tensor([], dtype=torch.bool))
+    with pytest.raises(SchemaError, match="one per episode"):
+        rl.throughput_per_hour(torch.tensor([True]), torch.tensor([1.0, 2.0]))
+    with pytest.raises(SchemaError, match="empty"):
+        rl.threshold_for_fraction(torch.tensor([]), 0.3)
