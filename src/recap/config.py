@@ -231,3 +231,27 @@ def _drop_none(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_drop_none(v) for v in data]
     return data
+
+
+@attrs.frozen
+class Preset:
+    """A named config kept as plain data and built on use through the registry.
+
+    Presets that combine plugins (a loop naming a backend, a policy and an extractor) are written this way so
+    the core never imports a plugin: the ``name`` tags resolve when the preset is used, and a missing plugin
+    gives the registry's "no <kind> named ..." error.
+    """
+
+    cls: type
+    data: dict[str, Any]
+    description: str = ""
+
+    def resolve(self, registry: Any = None) -> Any:
+        return from_dict(self.cls, self.data, registry)
+
+
+def resolve_preset(name: str, registry: Any = None) -> Any:
+    """The config instance of a registered preset (built from data when it is a :class:`Preset`)."""
+    reg = _registry(registry)
+    value = reg.get("preset", name).factory
+    return value.resolve(reg) if isinstance(value, Preset) else value

@@ -30,7 +30,11 @@ __all__ = ["Entry", "PluginFailure", "Registry", "get_registry", "hookimpl", "lo
 ENTRYPOINT_GROUP = "recap"
 
 #: Built-in implementations register through the same manager as third-party plugins.
-BUILTIN_PLUGINS: tuple[str, ...] = ("recap.builtins.labeler",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "recap.builtins.labeler",
+    "recap.builtins.mlp_flow",
+    "recap.builtins.presets",
+)
 
 #: registry kind -> hook that fills it
 KIND_HOOKS: dict[str, str] = {
@@ -163,9 +167,12 @@ def _register_callback(
         registry.add(Entry(kind, name, factory, config, plugin, dist, ver))
 
     def register_preset(name: str, preset: Any) -> None:
+        from recap.config import Preset
+
         if not attrs.has(type(preset)):
-            raise PluginError(f"preset {name!r} from plugin {plugin!r} must be an attrs instance")
-        registry.add(Entry(kind, name, preset, type(preset), plugin, dist, ver))
+            raise PluginError(f"preset {name!r} from plugin {plugin!r} must be an attrs instance or a Preset")
+        cls = preset.cls if isinstance(preset, Preset) else type(preset)
+        registry.add(Entry(kind, name, preset, cls, plugin, dist, ver))
 
     return register_preset if kind == "preset" else register
 

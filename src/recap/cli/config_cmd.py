@@ -27,7 +27,7 @@ def show(preset: tyro.conf.Positional[str], format: Literal["toml", "json"] = "t
         preset: a registered preset name (see `recap config list`).
         format: output format.
     """
-    print(config.dumps(get_registry().get("preset", preset).factory, format), end="")
+    print(config.dumps(config.resolve_preset(preset), format), end="")
     return 0
 
 
@@ -38,6 +38,6 @@ def dump(preset: tyro.conf.Positional[str], path: tyro.conf.Positional[Path]) ->
         preset: a registered preset name.
         path: destination file.
     """
-    out = config.dump(get_registry().get("preset", preset).factory, path)
+    out = config.dump(config.resolve_preset(preset), path)
     print(f"wrote {out}")
     return 0

@@ -1,0 +1,66 @@
+"""``recap loop PRESET [--config FILE] [overrides]``: Algorithm 1 from a named preset."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from recap import config
+from recap.errors import ConfigError, did_you_mean
+from recap.loop.config import LoopConfig
+from recap.plugins import get_registry
+
+
+def loop_presets(registry) -> list[str]:
+    return [n for n in registry.names("preset") if registry.get("preset", n).config is LoopConfig]
+
+
+def parse_loop_args(args: Sequence[str], prog: str, default_preset: str | None = None) -> LoopConfig:
+    """Resolve ``PRESET`` (or ``--config FILE``) and apply ``--a.b value`` overrides."""
+    from recap.cli.overrides import parse
+
+    reg = get_registry()
+    args = list(args)
+    names = loop_presets(reg)
+    base: LoopConfig | None = None
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise ConfigError("--config needs a path to a .toml or .json loop config")
+        base = config.load(args[i + 1], LoopConfig, reg)
+        del args[i : i + 2]
+    elif args and not args[0].startswith("-"):
+        name = args.pop(0)
+        if name not in names:
+            raise ConfigError(f"no loop preset named {name!r}; presets: {names}.{did_you_mean(name, names)}")
+        base = config.resolve_preset(name, reg)
+    elif default_preset is not None and not any(a in ("-h", "--help") for a in args[:1]):
+        base = config.resolve_preset(default_preset, reg)
+    if base is None:
+        if not names:
+            raise ConfigError("no loop presets are registered; install the recap plugins (see README)")
+        print(f"usage: {prog} PRESET [--config FILE] [--field.sub value ...]\npresets: {', '.join(names)}")
+        if any(a in ("-h", "--help") for a in args):
+            base = config.resolve_preset(names[0], reg)
+        else:
+            sys.exit(2)
+    return parse(
+        LoopConfig,
+        base,
+        args,
+        prog,
+        "Pre-train, SFT, then iterate: collect, value, relabel, policy, evaluate.",
+        reg,
+    )
+
+
+def main(args: Sequence[str]) -> int:
+    from recap.loop.recap_loop import run_loop
+
+    cfg = parse_loop_args(args, "recap loop")
+    result = run_loop(cfg)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+main.raw_args = True

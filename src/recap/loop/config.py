@@ -1,0 +1,103 @@
+"""The Recap loop's configuration (Algorithm 1 of the paper; DESIGN.md section 2).
+
+Every "which plugin" field names a registered implementation by its config class (tagged ``name`` on disk),
+so any extractor, value estimator, policy or backend is chosen by registered name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from recap.config import (
+    BackendConfig,
+    DemonstratorConfig,
+    ExtractorConfig,
+    LabelerConfig,
+    PolicyConfig,
+    TeleoperatorConfig,
+    ValueEstimatorConfig,
+)
+from recap.train.trainer import TrainerConfig
+
+
+def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value}")
+
+
+def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")
+
+
+@attrs.frozen
+class CollectConfig:
+    """How episodes are gathered on the robot.
+
+    Attributes:
+        demos: scripted/teleoperated demonstrations of the target task for pre-training and SFT.
+        episodes_per_iteration: autonomous episodes per improvement iteration (paper: 300-960).
+        intervention_share: share of those episodes run with the intervening expert watching.
+        eval_episodes: evaluation episodes per stage, on fixed seeds (the same seeds for every stage).
+        chunk_execute: actions executed from each predicted chunk before re-inferring.
+        time_limit: steps before an episode is cut (and counted a failure).
+        workers: rollout processes (episodes are independent; results do not depend on this).
+    """
+
+    demos: int = attrs.field(default=60, validator=_positive)
+    episodes_per_iteration: int = attrs.field(default=60, validator=_positive)
+    intervention_share: float = attrs.field(default=0.25, validator=_fraction)
+    eval_episodes: int = attrs.field(default=50, validator=_positive)
+    chunk_execute: int = attrs.field(default=10, validator=_positive)
+    time_limit: int = attrs.field(default=400, validator=_positive)
+    workers: int = attrs.field(default=2, validator=_positive)
+
+
+@attrs.frozen
+class StageTraining:
+    """Trainer settings and batch size of one training stage."""
+
+    trainer: TrainerConfig = attrs.field(factory=TrainerConfig)
+    batch_size: int = attrs.field(default=256, validator=_positive)
+
+
+@attrs.frozen
+class LoopConfig:
+    """Pre-train, SFT, then K iterations of collect -> value -> relabel -> policy -> evaluate.
+
+    Attributes:
+        out: the run directory (every stage writes its config, metrics, checkpoints and summary there).
+        task: the target task prompt given to the backend and the policy.
+        iterations: K improvement iterations (the paper: one often helps a lot; two removed a failure mode).
+        backend / demonstrator / expert: the robot, the demonstration source and the intervening operator.
+        policy / value: the models, by registered name.
+        pretrain_labeler / finetune_labeler: Monte-Carlo advantages with ~30% positive for pre-training,
+            n-step advantages with ~40% positive per iteration (DESIGN.md section 2).
+        extractor: the policy extractor of the iterations and the pre-training (Recap: advantage conditioning).
+        sft_extractor: the demonstration fine-tuning stage (advantage conditioning with I = 1).
+        chunk_size: action chunk H the policy predicts (and the sampler cuts).
+        seed: seeds collection and evaluation (episode i of a stage uses a seed derived from it).
+    """
+
+    backend: BackendConfig
+    demonstrator: DemonstratorConfig
+    policy: PolicyConfig
+    value: ValueEstimatorConfig
+    pretrain_labeler: LabelerConfig
+    finetune_labeler: LabelerConfig
+    extractor: ExtractorConfig
+    sft_extractor: ExtractorConfig | None = None
+    expert: TeleoperatorConfig | None = None
+    out: Path = Path("runs/recap")
+    task: str = "transfer_cube"
+    iterations: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    collect: CollectConfig = attrs.field(factory=CollectConfig)
+    value_pretrain: StageTraining = attrs.field(factory=StageTraining)
+    value_finetune: StageTraining = attrs.field(factory=StageTraining)
+    policy_pretrain: StageTraining = attrs.field(factory=StageTraining)
+    policy_sft: StageTraining = attrs.field(factory=StageTraining)
+    policy_finetune: StageTraining = attrs.field(factory=StageTraining)
+    chunk_size: int = attrs.field(default=20, validator=_positive)
+    seed: int = 0
