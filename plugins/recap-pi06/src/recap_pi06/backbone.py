@@ -1,0 +1,144 @@
+"""The Gemma-style decoder (the VLM backbone) with a prefix KV cache, and the ViT patch encoder."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recap_pi06.config import DecoderShape, VisionShape
+from recap_pi06.layers import QKV, GatedMLP, RMSNorm, attend, rope_tables
+
+#: per-layer (keys, values), each ``[B, Hkv, L, d]``, keys already rotated
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, shape: DecoderShape) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(shape.width)
+        self.attn = QKV(shape.width, shape.num_heads, shape.num_kv_heads, shape.head_dim)
+        self.mlp_norm = RMSNorm(shape.width)
+        self.mlp = GatedMLP(shape.width, shape.mlp_dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        q, k, v = self.attn.project(self.attn_norm(x), rope)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        x = x + self.attn.out(attend(q, k, v, mask))
+        x = x + self.mlp(self.mlp_norm(x))
+        return x, (k, v)
+
+
+class Decoder(nn.Module):
+    """Gemma-style decoder over token embeddings. The embedding table doubles as the output head (tied weights,
+    read with ``F.linear`` so no tensor is shared in the state dict)."""
+
+    def __init__(self, shape: DecoderShape, vocab_size: int) -> None:
+        super().__init__()
+        self.shape = shape
+        self.embed = nn.Embedding(vocab_size, shape.width)
+        nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(shape.width))
+        self.layers = nn.ModuleList(DecoderLayer(shape) for _ in range(shape.depth))
+        self.final_norm = RMSNorm(shape.width)
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Gemma scales input embeddings by sqrt(width)."""
+        return self.embed(ids) * math.sqrt(self.shape.width)
+
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, past: KVCache | None = None
+    ) -> tuple[torch.Tensor, KVCache]:
+        """``x`` ``[B, L, width]`` embeddings; ``mask`` ``[B, L, L_past + L]``. Returns the final-normed hidden
+        states and the per-layer keys/values of past + new tokens (the grown cache)."""
+        cache: KVCache = []
+        rope = rope_tables(positions, self.shape.head_dim, self.shape.rope_theta)
+        for i, layer in enumerate(self.layers):
+            x, kv = layer(x, rope, mask, None if past is None else past[i])
+            cache.append(kv)
+        return self.final_norm(x), cache
+
+    def logits(self, hidden: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Logits over the vocabulary rows ``[start, stop)`` (one token family: text or FAST)."""
+        return F.linear(hidden, self.embed.weight[start:stop])
+
+
+class VisionEncoder(nn.Module):
+    """ViT patch encoder (SigLIP-style: conv patchify, fixed 2D sine-cosine positions, pre-LayerNorm blocks
+    with GELU MLPs), shared by all cameras, projected to the decoder width."""
+
+    def __init__(self, shape: VisionShape, out_dim: int) -> None:
+        super().__init__()
+        self.shape = shape
+        self.patchify = nn.Conv2d(3, shape.width, kernel_size=shape.patch_size, stride=shape.patch_size)
+        self.blocks = nn.Sequential(*(VisionBlock(shape) for _ in range(shape.depth)))
+        self.norm = nn.LayerNorm(shape.width)
+        self.project = nn.Linear(shape.width, out_dim)
+
+    def frame_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size frames are brought to: the configured square, or the native size cut to whole patches."""
+        p, s = self.shape.patch_size, self.shape.image_size
+        if s > 0:
+            return (s // p) * p, (s // p) * p
+        return (height // p) * p, (width // p) * p
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, H, W, 3]`` -> tokens ``[B, N, out_dim]``."""
+        x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        size = self.frame_size(x.shape[-2], x.shape[-1])
+        if size[0] < self.shape.patch_size or size[1] < self.shape.patch_size:
+            raise ValueError(
+                f"frames of {tuple(frames.shape[1:3])} are smaller than one {self.shape.patch_size} patch"
+            )
+        if self.shape.image_size > 0 and tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        else:
+            x = x[..., : size[0], : size[1]]
+        x = self.patchify(x)  # [B, W, h, w]
+        h, w = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2) + _sincos_2d(h, w, self.shape.width, x.device)
+        return self.project(self.norm(self.blocks(x)))
+
+
+class VisionBlock(nn.Module):
+    """Pre-LayerNorm ViT block (SigLIP): biased attention projections and a GELU(tanh) MLP. Written out rather
+    than ``nn.TransformerEncoderLayer``, whose eval-mode fast path changes the numbers between train and eval."""
+
+    def __init__(self, shape: VisionShape) -> None:
+        super().__init__()
+        if shape.width % shape.heads:
+            raise ValueError(f"vision width {shape.width} is not a multiple of its {shape.heads} heads")
+        self.heads = shape.heads
+        self.norm1 = nn.LayerNorm(shape.width)
+        self.qkv = nn.Linear(shape.width, 3 * shape.width)
+        self.out = nn.Linear(shape.width, shape.width)
+        self.norm2 = nn.LayerNorm(shape.width)
+        self.fc1 = nn.Linear(shape.width, shape.mlp_dim)
+        self.fc2 = nn.Linear(shape.mlp_dim, shape.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        x = x + self.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
+
+
+def _sincos_2d(h: int, w: int, dim: int, device: torch.device) -> torch.Tensor:
+    """Fixed 2D sine-cosine patch positions ``[h*w, dim]`` (no parameters, any frame size)."""
+    quarter = dim // 4
+    omega = 1.0 / 10_000 ** (torch.arange(quarter, device=device, dtype=torch.float32) / max(quarter, 1))
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=torch.float32),
+        torch.arange(w, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
+    parts = [f(c.flatten()[:, None] * omega[None, :]) for c in (ys, xs) for f in (torch.sin, torch.cos)]
+    return F.pad(torch.cat(parts, dim=-1), (0, dim - 4 * quarter))

@@ -1,0 +1,176 @@
+"""Configs and presets of the pi0.6-style VLA (DESIGN.md section 6) and its value-network variant.
+
+Shapes are nested frozen attrs classes, so a run overrides one field with e.g. ``--policy.backbone.width 256``.
+The full-size presets follow the paper (seeds/004 section V-A): a Gemma 3 4B-shaped decoder with a
+SigLIP-So400m-shaped vision tower, an ~860M-parameter action expert, and a ~670M value backbone.
+"""
+
+from __future__ import annotations
+
+import attrs
+from attrs.validators import ge, gt
+
+from recap.config import PolicyConfig, ValueNetworkConfig
+
+
+@attrs.frozen
+class VisionShape:
+    """ViT patch encoder applied to every camera (shared weights), SigLIP-style pre-norm blocks.
+
+    ``image_size`` > 0 resizes every frame to a square of that size; 0 keeps the spec's size (cropped down to a
+    multiple of ``patch_size``). Tokens per camera = (size / patch_size)^2.
+    """
+
+    width: int = attrs.field(default=64, validator=ge(8))
+    depth: int = attrs.field(default=2, validator=ge(1))
+    heads: int = attrs.field(default=4, validator=ge(1))
+    mlp_dim: int = attrs.field(default=256, validator=ge(1))
+    patch_size: int = attrs.field(default=8, validator=ge(1))
+    image_size: int = attrs.field(default=32, validator=ge(0))
+
+
+@attrs.frozen
+class DecoderShape:
+    """Gemma-style decoder: RMSNorm, rotary positions, gated (GeGLU) MLP, grouped-query attention."""
+
+    width: int = attrs.field(default=128, validator=ge(8))
+    depth: int = attrs.field(default=4, validator=ge(1))
+    num_heads: int = attrs.field(default=4, validator=ge(1))
+    num_kv_heads: int = attrs.field(default=2, validator=ge(1))
+    head_dim: int = attrs.field(default=32, validator=ge(2))
+    mlp_dim: int = attrs.field(default=512, validator=ge(1))
+    rope_theta: float = attrs.field(default=10_000.0, validator=gt(0.0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim must be even for rotary positions, got {self.head_dim}")
+
+
+@attrs.frozen
+class ExpertShape:
+    """Action expert: one layer per backbone layer with the backbone's head layout, its own (smaller) width."""
+
+    width: int = attrs.field(default=64, validator=ge(8))
+    mlp_dim: int = attrs.field(default=256, validator=ge(1))
+
+
+@attrs.frozen
+class Pi06Config(PolicyConfig):
+    """The pi0.6-style policy (registered as policy ``pi06``).
+
+    Training sequence: ``[images][env][Task: prompt][state bins] -> [sub-task] -> [Advantage: positive|negative|
+    absent] -> [FAST]``, with the flow-matching action expert attending to the backbone up to the indicator.
+
+    Attributes:
+        chunk_size: actions per chunk H (50 at 50 Hz).
+        text_vocab_size: text BPE vocabulary (fitted by ``fit_to_data`` or loaded from ``text_tokenizer_path``).
+        state_bins: state discretisation bins (each state dimension becomes one token).
+        fast_vocab_size: FAST BPE vocabulary.
+        fast_scale: FAST scale applied to the DCT coefficients before rounding (paper default 10).
+        max_prompt_tokens / max_subtask_tokens / max_fast_tokens: segment length caps (longer is truncated).
+        num_steps: Euler steps from tau = 1 to 0 when sampling.
+        noise_scale: initial-noise scale when sampling; 0 is deterministic (DESIGN.md section 8).
+        uses_env_state: feed ``observation.environment_state`` as one token when the spec has it.
+        kv_cache: encode the prefix once into a KV cache when sampling (False re-runs the decoder every step).
+        text_tokenizer_path: a local HF ``tokenizers`` JSON file to use instead of fitting one.
+    """
+
+    vision: VisionShape = VisionShape()
+    backbone: DecoderShape = DecoderShape()
+    expert: ExpertShape = ExpertShape()
+    chunk_size: int = attrs.field(default=50, validator=ge(1))
+    text_vocab_size: int = attrs.field(default=512, validator=ge(264))
+    state_bins: int = attrs.field(default=256, validator=ge(2))
+    fast_vocab_size: int = attrs.field(default=512, validator=ge(16))
+    fast_scale: float = attrs.field(default=10.0, validator=gt(0.0))
+    max_prompt_tokens: int = attrs.field(default=48, validator=ge(1))
+    max_subtask_tokens: int = attrs.field(default=24, validator=ge(1))
+    max_fast_tokens: int = attrs.field(default=256, validator=ge(2))
+    num_steps: int = attrs.field(default=10, validator=ge(1))
+    noise_scale: float = attrs.field(default=1.0, validator=ge(0.0))
+    uses_env_state: bool = True
+    kv_cache: bool = True
+    text_tokenizer_path: str = ""
+
+
+@attrs.frozen
+class Pi06ValueConfig(ValueNetworkConfig):
+    """The value-network variant (registered as value network ``pi06-value``): the same vision tower and decoder
+    over ``[images][env][Task: prompt][state bins][VALUE]``, a linear head on the VALUE token gives bin logits."""
+
+    vision: VisionShape = VisionShape()
+    backbone: DecoderShape = DecoderShape()
+    text_vocab_size: int = attrs.field(default=512, validator=ge(264))
+    state_bins: int = attrs.field(default=256, validator=ge(2))
+    max_prompt_tokens: int = attrs.field(default=48, validator=ge(1))
+    uses_env_state: bool = True
+    text_tokenizer_path: str = ""
+
+
+_TINY_VISION = VisionShape(width=16, depth=1, heads=2, mlp_dim=32, patch_size=8, image_size=16)
+_TINY_DECODER = DecoderShape(width=32, depth=2, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
+_SMALL_VISION = VisionShape(width=64, depth=2, heads=4, mlp_dim=256, patch_size=8, image_size=32)
+_SMALL_DECODER = DecoderShape(width=128, depth=4, num_heads=4, num_kv_heads=2, head_dim=32, mlp_dim=512)
+#: SigLIP So400m/14 at 224 px: width 1152, 27 blocks, 16 heads, MLP 4304.
+_SO400M = VisionShape(width=1152, depth=27, heads=16, mlp_dim=4304, patch_size=14, image_size=224)
+#: Gemma 3 4B language model: width 2560, 34 layers, 8 query / 4 KV heads of 256, MLP 10240.
+_GEMMA3_4B = DecoderShape(width=2560, depth=34, num_heads=8, num_kv_heads=4, head_dim=256, mlp_dim=10240)
+#: A ~670M Gemma-3-style decoder for the value model (same head layout and vocabulary as Gemma 3).
+_VALUE_670M = DecoderShape(width=1024, depth=21, num_heads=8, num_kv_heads=4, head_dim=256, mlp_dim=4096)
+
+PI06_TINY = Pi06Config(
+    vision=_TINY_VISION,
+    backbone=_TINY_DECODER,
+    expert=ExpertShape(width=16, mlp_dim=32),
+    chunk_size=10,
+    text_vocab_size=300,
+    state_bins=32,
+    fast_vocab_size=320,
+    max_prompt_tokens=16,
+    max_subtask_tokens=12,
+    max_fast_tokens=96,
+)
+PI06_SMALL = Pi06Config(
+    vision=_SMALL_VISION,
+    backbone=_SMALL_DECODER,
+    expert=ExpertShape(width=64, mlp_dim=256),
+    chunk_size=50,
+    fast_vocab_size=1024,
+    noise_scale=0.0,  # deterministic sampling: far more reliable for small CPU policies (DESIGN.md section 8)
+)
+PI06_FULL = Pi06Config(
+    vision=_SO400M,
+    backbone=_GEMMA3_4B,
+    expert=ExpertShape(width=1024, mlp_dim=4096),
+    chunk_size=50,
+    text_vocab_size=262_144,
+    fast_vocab_size=2048,
+    max_prompt_tokens=200,
+    max_subtask_tokens=48,
+    max_fast_tokens=400,
+)
+PI06_VALUE_TINY = Pi06ValueConfig(
+    vision=_TINY_VISION, backbone=_TINY_DECODER, text_vocab_size=300, state_bins=32, max_prompt_tokens=16
+)
+PI06_VALUE_SMALL = Pi06ValueConfig(
+    vision=_SMALL_VISION,
+    backbone=DecoderShape(width=96, depth=3, num_heads=4, num_kv_heads=2, head_dim=24, mlp_dim=384),
+)
+PI06_VALUE_FULL = Pi06ValueConfig(
+    vision=_SO400M, backbone=_VALUE_670M, text_vocab_size=262_144, max_prompt_tokens=200
+)
+
+#: Parameter-count targets of the full presets (per part), checked on the meta device within 5%.
+FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 3.88e9, "expert": 860e6}
+VALUE_FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 670e6}
+
+POLICY_PRESETS: dict[str, Pi06Config] = {"pi06-tiny": PI06_TINY, "pi06-small": PI06_SMALL, "pi06": PI06_FULL}
+VALUE_PRESETS: dict[str, Pi06ValueConfig] = {
+    "pi06-value-tiny": PI06_VALUE_TINY,
+    "pi06-value-small": PI06_VALUE_SMALL,
+    "pi06-value": PI06_VALUE_FULL,
+}

@@ -1,0 +1,251 @@
+"""The pi0.6-style policy: backbone (trunk), FAST tokens, flow-matching action expert, advantage indicator.
+
+Training sequence (seeds/004 section V; DESIGN.md section 6)::
+
+    [images][env][Task: prompt. State:][state bins] -> [SUB] sub-task [EOS] -> Advantage: positive|negative|-
+        -> [BOS] FAST tokens [EOS]
+
+``per_sample_loss`` returns, per sample:
+
+* ``flow``: ``mean_{valid k, a} (v_theta(x_tau, tau, ctx) - u)^2`` with ``x_tau = tau eps + (1 - tau) a``,
+  ``u = eps - a`` and ``tau ~ Beta(1.5, 1)`` mapped to ``[0.001, 1]``; the expert attends to the backbone keys
+  and values up to the indicator (never FAST), detached (knowledge insulation);
+* ``fast``: mean next-token NLL of the FAST segment (BOS excluded, EOS included);
+* ``subtask``: mean next-token NLL of the sub-task segment (an empty sub-task is just ``[SUB][EOS]``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDict
+from torch import nn
+
+from recap.data import keys
+from recap.data.spec import RobotSpec
+from recap.data.stats import NormStats
+from recap.errors import SchemaError
+from recap_pi06.config import Pi06Config
+from recap_pi06.expert import ActionExpert
+from recap_pi06.fast import FastTokenizer
+from recap_pi06.text_tokenizer import NEGATIVE_TEXT, POSITIVE_TEXT
+from recap_pi06.tokens import FAST, INDICATOR, SUBTASK, Tokens, run_decoder
+from recap_pi06.trunk import Trunk, read_texts
+
+INDICATOR_DROPPED = "indicator_dropped"
+
+
+def sample_flow_time(size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """tau ~ Beta(1.5, 1) mapped to [0.001, 1]; Beta(a, 1) has CDF x^a, so tau = U^(1/a) exactly."""
+    return torch.rand(size, generator=generator).pow(1.0 / 1.5) * 0.999 + 0.001
+
+
+class Pi06Policy(nn.Module):
+    """Implements ``recap.protocols.Policy``. Build with ``Pi06Policy(config, spec, stats)``.
+
+    Call :meth:`fit_to_data` once before training on a sample of training windows: it fits the text BPE on
+    the prompts and sub-tasks and the FAST BPE on the normalised action chunks. Both tokenizers live in
+    ``uint8`` buffers, so ``state_dict`` / safetensors checkpoints are self-contained.
+    """
+
+    def __init__(self, config: Pi06Config, spec: RobotSpec, stats: NormStats | None = None) -> None:
+        super().__init__()
+        self.config, self.spec = config, spec
+        self.chunk_size, self.action_dim = config.chunk_size, spec.action_dim
+        self.trunk = Trunk(
+            spec,
+            stats,
+            config.vision,
+            config.backbone,
+            text_vocab=config.text_vocab_size,
+            state_bins=config.state_bins,
+            extra_vocab=config.fast_vocab_size,
+            max_prompt_tokens=config.max_prompt_tokens,
+            uses_env_state=config.uses_env_state,
+            text_tokenizer_path=config.text_tokenizer_path,
+        )
+        self.fast = FastTokenizer(
+            config.chunk_size, spec.action_dim, config.fast_vocab_size, config.fast_scale
+        )
+        self.expert = ActionExpert(config.backbone, config.expert, spec.action_dim)
+        self.fast_offset = config.text_vocab_size + config.state_bins
+
+    # -- data-fitted parts ------------------------------------------------------------------------------------
+
+    def fit_to_data(self, batch: TensorDict) -> dict[str, float]:
+        """Fit the text and FAST tokenizers on a sample of training windows (call once, before training).
+
+        Returns figures worth logging: text and FAST vocabulary sizes and FAST tokens per chunk.
+        """
+        texts = self.trunk.prompts(batch) + read_texts(batch, keys.SUBTASK)
+        self.trunk.text.fit(texts)
+        chunks = self._normalized_chunks(batch)
+        self.fast.fit(chunks)
+        lengths = torch.tensor([len(r) for r in self.fast.encode(chunks)], dtype=torch.float32)
+        if lengths.max() > self.config.max_fast_tokens - 2:
+            warnings.warn(
+                f"FAST chunks take up to {int(lengths.max())} tokens but max_fast_tokens is "
+                f"{self.config.max_fast_tokens} (2 for BOS/EOS); longer ones are truncated. Raise "
+                "max_fast_tokens or fast_vocab_size.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return {
+            "text_vocab": float(self.trunk.text.tok.get_vocab_size()),
+            "fast_vocab": float(self.fast.tok.get_vocab_size()),
+            "fast_tokens_per_chunk": float(lengths.mean()),
+        }
+
+    def _normalized_chunks(self, batch: TensorDict) -> torch.Tensor:
+        """Normalised action chunks with padded steps holding the last valid action (FAST encodes whole chunks)."""
+        action = batch.get(keys.ACTION)
+        expected = (self.chunk_size, self.action_dim)
+        if action.ndim != 3 or tuple(action.shape[1:]) != expected:
+            raise SchemaError(
+                f"pi06 expects {keys.ACTION!r} of shape [B, {expected[0]}, {expected[1]}] (chunk_size from the "
+                f"config, action_dim from the spec); got {tuple(action.shape)}. Sample windows with "
+                f"chunk_size={self.chunk_size}."
+            )
+        chunks = self.trunk.norm.normalize(keys.ACTION, action.to(self.trunk.device).float())
+        if keys.ACTION_IS_PAD in batch:
+            valid = ~batch.get(keys.ACTION_IS_PAD).to(chunks.device)
+            last = (valid.long() * torch.arange(chunks.shape[1], device=chunks.device)).argmax(1)
+            held = chunks[torch.arange(chunks.shape[0], device=chunks.device), last][:, None]
+            chunks = torch.where(valid[..., None], chunks, held)
+        return chunks
+
+    # -- sequence pieces ----------------------------------------------------------------------------------------
+
+    def subtask_rows(self, subtasks: list[str]) -> list[list[int]]:
+        text = self.trunk.text
+        ids = text.encode(subtasks) if subtasks else []
+        return [[text.subtask_id, *r[: self.config.max_subtask_tokens], text.eos_id] for r in ids]
+
+    def indicator_rows(self, positive: torch.Tensor, dropped: torch.Tensor) -> list[list[int]]:
+        pos, neg = self.trunk.text.encode([POSITIVE_TEXT, NEGATIVE_TEXT])
+        return [
+            [] if d else (pos if p else neg) for p, d in zip(positive.tolist(), dropped.tolist(), strict=True)
+        ]
+
+    def fast_rows(self, chunks: torch.Tensor) -> list[list[int]]:
+        cap, off = self.config.max_fast_tokens - 2, self.fast_offset
+        return [
+            [off + self.fast.bos_id, *(off + i for i in r[:cap]), off + self.fast.eos_id]
+            for r in self.fast.encode(chunks)
+        ]
+
+    def resolve_indicator(
+        self, indicator: torch.Tensor | bool | None, size: int, dropped: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positive, dropped) bool ``[B]`` from the protocol's indicator argument and optional per-sample drops."""
+        if indicator is None:
+            positive, drop = torch.ones(size, dtype=torch.bool), torch.ones(size, dtype=torch.bool)
+        elif isinstance(indicator, bool):
+            positive, drop = torch.full((size,), indicator), torch.zeros(size, dtype=torch.bool)
+        else:
+            if tuple(indicator.shape) != (size,):
+                raise SchemaError(
+                    f"indicator must be a bool tensor of shape [{size}], got {tuple(indicator.shape)}"
+                )
+            positive, drop = indicator.detach().cpu().bool(), torch.zeros(size, dtype=torch.bool)
+        if dropped is not None:
+            if tuple(dropped.shape) != (size,):
+                raise SchemaError(
+                    f"batch['indicator_dropped'] must be bool [{size}], got {tuple(dropped.shape)}"
+                )
+            drop = drop | dropped.detach().cpu().bool()
+        return positive, drop
+
+    def training_sequence(
+        self, batch: TensorDict, positive: torch.Tensor, dropped: torch.Tensor, chunks: torch.Tensor
+    ) -> tuple[Tokens, int]:
+        """The full training sequence and the width of its expert context (everything before FAST)."""
+        trunk = self.trunk
+        parts = [
+            trunk.prefix(batch),
+            trunk.text_tokens(self.subtask_rows(read_texts(batch, keys.SUBTASK)), True, SUBTASK),
+            trunk.text_tokens(self.indicator_rows(positive, dropped), True, INDICATOR),
+        ]
+        context_width = sum(p.width for p in parts)
+        parts.append(trunk.text_tokens(self.fast_rows(chunks), True, FAST))
+        return Tokens.cat(parts), context_width
+
+    # -- Policy protocol ---------------------------------------------------------------------------------------
+
+    def per_sample_loss(
+        self, batch: TensorDict, indicator: torch.Tensor | None, *, flow_draws: TensorDict | None = None
+    ) -> TensorDict:
+        """Per-sample ``flow``, ``fast`` and ``subtask`` losses ``[B]`` (see the module docstring).
+
+        ``batch["indicator_dropped"]`` (bool ``[B]``) drops the indicator for those samples (their indicator
+        tokens are removed: invisible and position-free).
+        """
+        size = batch.batch_size[0]
+        chunks = self._normalized_chunks(batch)
+        drops = batch.get(INDICATOR_DROPPED) if INDICATOR_DROPPED in batch else None
+        positive, dropped = self.resolve_indicator(indicator, size, drops)
+        tokens, ctx_width = self.training_sequence(batch, positive, dropped, chunks)
+        hidden, cache = run_decoder(self.trunk.decoder, tokens)
+
+        subtask = self._segment_nll(hidden, tokens, SUBTASK, 0, self.config.text_vocab_size)
+        fast = self._segment_nll(hidden, tokens, FAST, self.fast_offset, self.config.fast_vocab_size)
+
+        if flow_draws is None:
+            noise = torch.randn_like(chunks)
+            tau = sample_flow_time(size).to(chunks)
+        else:
+            noise, tau = flow_draws.get("noise").to(chunks), flow_draws.get("time").to(chunks)
+        t = tau[:, None, None]
+        x_tau = t * noise + (1.0 - t) * chunks
+        context = [(k[:, :, :ctx_width], v[:, :, :ctx_width]) for k, v in cache]
+        ctx_valid = tokens.valid[:, :ctx_width]
+        velocity = self.expert(x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1))
+        err = (velocity - (noise - chunks)).square().mean(-1)  # [B, H]
+        if keys.ACTION_IS_PAD in batch:
+            valid = (~batch.get(keys.ACTION_IS_PAD).to(err.device)).float()
+            flow = (err * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
+        else:
+            flow = err.mean(-1)
+        return TensorDict({"flow": flow, "fast": fast, "subtask": subtask}, batch_size=[size])
+
+    def _segment_nll(
+        self, hidden: torch.Tensor, tokens: Tokens, kind: int, offset: int, vocab: int
+    ) -> torch.Tensor:
+        """Mean next-token NLL inside one segment (teacher forcing): position j predicts token j + 1."""
+        start, stop = tokens.span(kind)
+        ids = tokens.ids[:, start:stop] - offset
+        logits = self.trunk.decoder.logits(hidden[:, start : stop - 1], offset, offset + vocab)
+        target_valid = tokens.valid[:, start + 1 : stop]
+        targets = ids[:, 1:].clamp(0, vocab - 1)
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        return (nll * target_valid).sum(1) / target_valid.sum(1).clamp_min(1)
+
+    @torch.no_grad()
+    def sample_actions(
+        self,
+        obs: TensorDict,
+        indicator: torch.Tensor | bool | None = True,
+        guidance: float = 1.0,
+        *,
+        generator: torch.Generator | None = None,
+        use_cache: bool | None = None,
+    ) -> torch.Tensor:
+        """Raw action chunk ``[B, H, A]``: prefix (KV cache), greedy sub-task, indicator, Euler steps, CFG.
+
+        ``obs["subtask"]``, when present, is used instead of decoding (run sub-task decoding at a lower rate
+        by passing the last decoded one). See ``recap_pi06.inference``.
+        """
+        from recap_pi06.inference import sample_chunk
+
+        cache = self.config.kv_cache if use_cache is None else use_cache
+        actions, _ = sample_chunk(self, obs, indicator, guidance, generator=generator, use_cache=cache)
+        return actions
+
+    @torch.no_grad()
+    def predict_subtask(self, obs: TensorDict) -> list[str]:
+        """Greedy sub-task text for each observation."""
+        from recap_pi06.inference import decode_subtasks
+
+        return decode_subtasks(self, obs, use_cache=self.config.kv_cache)[1]

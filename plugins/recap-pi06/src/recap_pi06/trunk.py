@@ -1,0 +1,170 @@
+"""What the policy and the value network share: normalisation, the text tokenizer, the vision tower, the decoder,
+and the observation prefix ``[images][env][Task: prompt (+ metadata). State:][state bins]``.
+
+The embedding table of the decoder holds, in order: text ids ``[0, text_vocab)``, state bins
+``[text_vocab, text_vocab + state_bins)`` and then any extra family (the policy's FAST ids).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import NonTensorData, NonTensorStack, TensorDict
+from torch import nn
+
+from recap.data import keys
+from recap.data.spec import RobotSpec
+from recap.data.stats import NormStats
+from recap.errors import SchemaError
+from recap_pi06.backbone import Decoder, VisionEncoder
+from recap_pi06.config import DecoderShape, VisionShape
+from recap_pi06.text_tokenizer import TextTokenizer
+from recap_pi06.tokens import ENV, IMAGE, PROMPT, STATE, Tokens
+
+#: an optional text key with per-sample metadata appended to the prompt (pi0.6 "metadata" inputs)
+METADATA = "metadata"
+
+
+def read_texts(batch: TensorDict, key: str) -> list[str]:
+    """The strings of a text entry, one per row ("" for every row when the key is absent)."""
+    size = batch.batch_size[0]
+    if key not in batch:
+        return [""] * size
+    value: Any = batch.get(key)
+    if isinstance(value, NonTensorStack):
+        value = value.tolist()
+    elif isinstance(value, NonTensorData):
+        value = value.data
+    if isinstance(value, str):
+        return [value] * size
+    value = list(value)
+    if len(value) != size:
+        raise SchemaError(f"batch text {key!r} has {len(value)} entries for a batch of {size}")
+    return [str(v) for v in value]
+
+
+class Normalizer(nn.Module):
+    """Dataset statistics as buffers (they travel with the state dict). Mean/std normalisation for state, action
+    and env state; the state tokens discretise ``[q01, q99]`` mapped to ``[-1, 1]`` (pi0.5)."""
+
+    def __init__(self, spec: RobotSpec, stats: NormStats | None) -> None:
+        super().__init__()
+        dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim, keys.ENV_STATE: spec.env_state_dim}
+        for key, dim in dims.items():
+            mean, std, q01, q99 = torch.zeros(dim), torch.ones(dim), -torch.ones(dim), torch.ones(dim)
+            if stats is not None and key in stats and dim > 0:
+                fs = stats[key]
+                if fs.mean.shape != (dim,):
+                    raise SchemaError(
+                        f"stats for {key!r} have shape {tuple(fs.mean.shape)}, the spec says ({dim},)"
+                    )
+                mean, std, q01, q99 = fs.mean, fs.std.clamp_min(1e-6), fs.q01, fs.q99
+            name = key.replace(".", "_")
+            for stat, value in (("mean", mean), ("std", std), ("q01", q01), ("q99", q99)):
+                self.register_buffer(f"{name}_{stat}", value.float().clone())
+
+    def _get(self, key: str, stat: str) -> torch.Tensor:
+        return getattr(self, f"{key.replace('.', '_')}_{stat}")
+
+    def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return (x - self._get(key, "mean")) / self._get(key, "std")
+
+    def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return x * self._get(key, "std") + self._get(key, "mean")
+
+    def state_bins(self, state: torch.Tensor, bins: int) -> torch.Tensor:
+        lo, hi = self._get(keys.STATE, "q01"), self._get(keys.STATE, "q99")
+        unit = (state - lo) / (hi - lo).clamp_min(1e-6)  # [0, 1] inside the 1-99% range
+        return (unit * bins).floor().long().clamp(0, bins - 1)
+
+
+class Trunk(nn.Module):
+    """Vision tower + decoder + tokenizer + statistics; builds the observation prefix."""
+
+    def __init__(
+        self,
+        spec: RobotSpec,
+        stats: NormStats | None,
+        vision: VisionShape,
+        decoder: DecoderShape,
+        *,
+        text_vocab: int,
+        state_bins: int,
+        extra_vocab: int,
+        max_prompt_tokens: int,
+        uses_env_state: bool,
+        text_tokenizer_path: str,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.text_vocab, self.state_bins, self.max_prompt_tokens = text_vocab, state_bins, max_prompt_tokens
+        self.uses_env_state = uses_env_state and spec.env_state_dim > 0
+        self.norm = Normalizer(spec, stats)
+        self.text = TextTokenizer(text_vocab, text_tokenizer_path)
+        self.vision = VisionEncoder(vision, decoder.width) if spec.cameras else None
+        self.env_proj = nn.Linear(spec.env_state_dim, decoder.width) if self.uses_env_state else None
+        self.decoder = Decoder(decoder, text_vocab + state_bins + extra_vocab)
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.embed.weight.device
+
+    def _tensor(self, obs: TensorDict, key: str, trailing: tuple[int, ...]) -> torch.Tensor:
+        if key not in obs:
+            raise SchemaError(
+                f"pi06 needs {key!r} in its input (from the robot spec); the batch has {sorted(obs.keys())}"
+            )
+        value = obs.get(key)
+        if tuple(value.shape[1:]) != trailing:
+            raise SchemaError(
+                f"{key!r} has shape {tuple(value.shape)}, expected [B, {', '.join(map(str, trailing))}]"
+            )
+        return value.to(self.device)
+
+    def text_tokens(self, rows: list[list[int]], ar: bool, kind: int, width: int | None = None) -> Tokens:
+        """Right-padded rows of ids (full-vocabulary ids) as Tokens of ``width`` (default: the longest row)."""
+        width = max((len(r) for r in rows), default=0) if width is None else width
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        valid = torch.zeros(len(rows), width, dtype=torch.bool)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row[:width], dtype=torch.long)
+            valid[i, : len(row)] = True
+        ids, valid = ids.to(self.device), valid.to(self.device)
+        return Tokens.make(self.decoder.embed_tokens(ids), valid, ar, kind, ids)
+
+    def prompts(self, obs: TensorDict) -> list[str]:
+        """``Task: <task>. [<metadata>.] State:`` per row; the state bins follow as their own tokens."""
+        tasks, meta = read_texts(obs, keys.TASK), read_texts(obs, METADATA)
+        return [
+            f"Task: {t.strip()}." + (f" {m.strip()}." if m.strip() else "") + " State:"
+            for t, m in zip(tasks, meta, strict=True)
+        ]
+
+    def prefix(self, obs: TensorDict) -> Tokens:
+        """The observation prefix (all ``ar = 0``: bidirectional)."""
+        size = obs.batch_size[0]
+        parts: list[Tokens] = []
+        for cam in self.spec.cameras:
+            frames = self._tensor(obs, cam.key, cam.shape)
+            emb = self.vision(frames)
+            parts.append(
+                Tokens.make(emb, torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device), False, IMAGE)
+            )
+        if self.env_proj is not None:
+            env = self.norm.normalize(
+                keys.ENV_STATE, self._tensor(obs, keys.ENV_STATE, (self.spec.env_state_dim,)).float()
+            )
+            emb = self.env_proj(env)[:, None, :]
+            parts.append(
+                Tokens.make(emb, torch.ones(size, 1, dtype=torch.bool, device=emb.device), False, ENV)
+            )
+        prompts = self.prompts(obs)
+        rows = [r[: self.max_prompt_tokens] for r in self.text.encode(prompts)]
+        parts.append(self.text_tokens(rows, False, PROMPT))
+        if self.spec.state_dim > 0:
+            state = self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float()
+            ids = self.text_vocab + self.norm.state_bins(state, self.state_bins)
+            valid = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
+            parts.append(Tokens.make(self.decoder.embed_tokens(ids), valid, False, STATE, ids))
+        return Tokens.cat(parts)
