@@ -12,6 +12,7 @@ import torch
 from recap.errors import SchemaError
 
 _EPS = 1e-6
+_QUANTILE_MAX_ROWS = 2**24
 
 
 @attrs.frozen
@@ -25,13 +26,16 @@ class FeatureStats:
 
     @classmethod
     def compute(cls, values: torch.Tensor) -> FeatureStats:
-        """From samples ``[N, dim]`` (N > 0, finite)."""
+        """From samples ``[N, dim]`` (N > 0, finite). Mean and std use every row; the quantiles use an evenly
+        strided subset of 2**24 rows when N is larger (``torch.quantile`` refuses longer inputs)."""
         if values.ndim != 2 or values.shape[0] == 0:
             raise SchemaError(f"stats need a non-empty [N, dim] tensor, got shape {tuple(values.shape)}")
         v = values.double()
         if not torch.isfinite(v).all():
             raise SchemaError("stats input contains NaN or inf; clean or drop the offending episodes first")
-        q = torch.quantile(v, torch.tensor([0.01, 0.99], dtype=v.dtype), dim=0)
+        max_rows = _QUANTILE_MAX_ROWS
+        qv = v if v.shape[0] <= max_rows else v[torch.linspace(0, v.shape[0] - 1, max_rows).long()]
+        q = torch.quantile(qv, torch.tensor([0.01, 0.99], dtype=v.dtype), dim=0)
         return cls(v.mean(0).float(), v.std(0, unbiased=False).float(), q[0].float(), q[1].float())
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,89 @@
+"""``EpisodeIndex``: which episodes of a store are committed and readable, and their current metadata.
+
+Committed episodes are the directories under ``episodes/``; each ``meta.json`` is read once (raw episodes
+never change). An episode whose ``meta.json`` is unreadable, whose ``data.bin`` has the wrong size, or whose
+arrays do not fit the store's spec is recorded as a problem instead of being listed, so one bad episode never
+makes the rest unreadable. The current success label comes from the episode's label log when it has one
+(re-read only when the log's size or mtime changes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recap.data import episode_files as ef
+from recap.data import labels as label_files
+from recap.data.schema import EpisodeMeta
+from recap.data.spec import RobotSpec
+from recap.errors import StoreError, did_you_mean
+
+_META_FIELDS = ("task", "source", "policy_version", "robot_id", "fps", "length", "created")
+
+
+class EpisodeIndex:
+    def __init__(self, root: Path, spec: RobotSpec) -> None:
+        self.root, self.spec = root, spec
+        self.raw: dict[str, dict[str, Any]] = {}
+        self.problems: dict[str, str] = {}
+        self._success: dict[str, tuple[tuple[int, int], bool | None]] = {}
+
+    def refresh(self) -> None:
+        """Read the metadata of episodes committed since the last refresh (by any process)."""
+        for d in (self.root / "episodes").iterdir():
+            eid = d.name
+            if eid in self.raw or eid in self.problems or eid.startswith("."):
+                continue
+            try:
+                meta = ef.read_meta(d, eid)
+                if meta["episode_id"] != eid:
+                    raise StoreError(
+                        f"episode {eid}: file {d / ef.META_FILE} names episode {meta['episode_id']}"
+                    )
+                ef.check_schema(d, meta, self.spec)
+                ef.check_size(d, meta)
+                self.raw[eid] = meta
+            except StoreError as exc:
+                self.problems[eid] = str(exc)
+
+    def mark_bad(self, episode_id: str, why: str) -> None:
+        self.raw.pop(episode_id, None)
+        self.problems[episode_id] = why
+
+    def get(self, episode_id: str) -> dict[str, Any]:
+        """The raw ``meta.json`` of a readable episode, or ``StoreError`` saying why not."""
+        if episode_id not in self.raw:
+            self.refresh()
+        if episode_id in self.problems:
+            raise StoreError(self.problems[episode_id])
+        if episode_id not in self.raw:
+            raise StoreError(f"no episode {episode_id!r} in {self.root}.{did_you_mean(episode_id, self.raw)}")
+        return self.raw[episode_id]
+
+    def success_log(self, episode_id: str) -> Path:
+        return self.root / "success" / f"{episode_id}.jsonl"
+
+    def latest_success(self, eid: str) -> bool | None:
+        path = self.success_log(eid)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return self.raw[eid]["success"]
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._success.get(eid)
+        if cached is None or cached[0] != stamp:
+            events = label_files.read_success_log(path)
+            cached = (stamp, events[-1]["success"] if events else self.raw[eid]["success"])
+            self._success[eid] = cached
+        return cached[1]
+
+    def to_meta(self, raw: dict[str, Any]) -> EpisodeMeta:
+        eid = raw["episode_id"]
+        return EpisodeMeta(
+            episode_id=eid, success=self.latest_success(eid), **{f: raw[f] for f in _META_FIELDS}
+        )
+
+    def metas(self) -> list[EpisodeMeta]:
+        """Every readable episode, ordered by id (time of recording)."""
+        self.refresh()
+        return [self.to_meta(self.raw[eid]) for eid in sorted(self.raw)]
