@@ -43,6 +43,7 @@ def _choices(base: type, optional: bool, default: Any, registry: Any) -> Any:
 
 def concretize(cls: type, default: Any, registry: Any) -> type:
     """An attrs class like ``cls`` whose plugin fields are unions of the registered implementations."""
+    attrs.resolve_types(cls)  # modules with `from __future__ import annotations` leave field types as strings
     fields = {}
     for f in attrs.fields(cls):
         base, optional = _plugin_base(f.type)

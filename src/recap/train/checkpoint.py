@@ -1,0 +1,178 @@
+"""Model checkpoints: a directory any later command can rebuild a policy or value estimator from.
+
+Layout (``save_policy`` / ``save_value``)::
+
+    model.safetensors   weights (non-tensor state such as tokenizers lives in uint8 buffers)
+    config.toml         the plugin config, tagged with its registered name (recap.config)
+    spec.json           the RobotSpec the model was built for
+    stats.json          the dataset NormStats (absent when the model was built without statistics)
+    deployment.json     policies only: how to sample it (indicator, CFG guidance)
+
+Loading looks the config's tag up in the plugin registry, calls the registered factory with
+``(config, spec, stats)`` and loads the weights strictly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from recap import config as recap_config
+from recap.config import PolicyConfig, ValueEstimatorConfig
+from recap.data.schema import spec_from_dict, spec_to_dict
+from recap.data.spec import RobotSpec
+from recap.data.stats import NormStats
+from recap.errors import ConfigError, StoreError
+from recap.protocols import DeploymentSettings
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.toml"
+SPEC = "spec.json"
+STATS = "stats.json"
+DEPLOYMENT = "deployment.json"
+
+
+def state_dict_for_saving(module: nn.Module) -> dict[str, Any]:
+    """Contiguous, de-aliased tensors (safetensors refuses shared storage)."""
+    return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def load_weights(module: nn.Module, path: str | Path) -> None:
+    """Load ``model.safetensors`` (a file, or a directory holding one) strictly into ``module``."""
+    path = Path(path)
+    file = path / WEIGHTS if path.is_dir() else path
+    if not file.exists():
+        raise StoreError(f"no weights at {file}; expected a checkpoint directory holding {WEIGHTS}")
+    state = load_file(str(file))
+    missing, unexpected = _diff_keys(module, state)
+    if missing or unexpected:
+        raise ConfigError(
+            f"weights in {file} do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}. "
+            "Build the model with the config the checkpoint was trained with (its config.toml)."
+        )
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ConfigError(f"weights in {file} do not fit this model (shape mismatch): {exc}") from None
+
+
+def _diff_keys(module: nn.Module, state: dict[str, Any]) -> tuple[list[str], list[str]]:
+    own = set(module.state_dict())
+    return sorted(own - set(state)), sorted(set(state) - own)
+
+
+def _write_common(
+    directory: Path, module: nn.Module, config: Any, spec: RobotSpec, stats: NormStats | None
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (WEIGHTS + ".tmp")
+    save_file(state_dict_for_saving(module), str(tmp))
+    os.replace(tmp, directory / WEIGHTS)  # readers never see a half-written weights file
+    recap_config.dump(config, directory / CONFIG)
+    (directory / SPEC).write_text(json.dumps(spec_to_dict(spec), indent=2))
+    if stats is not None:
+        stats.save(directory / STATS)
+    elif (directory / STATS).exists():
+        (directory / STATS).unlink()
+
+
+def _read_common(directory: Path, base: type, registry: Any) -> tuple[Any, RobotSpec, NormStats | None]:
+    if not (directory / CONFIG).exists() or not (directory / WEIGHTS).exists():
+        raise StoreError(
+            f"{directory} is not a model checkpoint: expected {WEIGHTS} and {CONFIG} "
+            "(written by `recap train-value` / policy training at the end of a run)"
+        )
+    config = recap_config.load(directory / CONFIG, base, registry)
+    spec = spec_from_dict(json.loads((directory / SPEC).read_text()))
+    stats = NormStats.load(directory / STATS) if (directory / STATS).exists() else None
+    return config, spec, stats
+
+
+def _registry(registry: Any) -> Any:
+    if registry is not None:
+        return registry
+    from recap.plugins import get_registry
+
+    return get_registry()
+
+
+def save_policy(
+    directory: str | Path,
+    policy: nn.Module,
+    config: PolicyConfig,
+    spec: RobotSpec,
+    stats: NormStats | None,
+    deployment: DeploymentSettings,
+) -> Path:
+    """Write a policy checkpoint directory (see the module docstring)."""
+    directory = Path(directory)
+    _write_common(directory, policy, config, spec, stats)
+    (directory / DEPLOYMENT).write_text(json.dumps(attrs.asdict(deployment), indent=2))
+    return directory
+
+
+def load_policy(directory: str | Path, registry: Any = None) -> tuple[nn.Module, DeploymentSettings]:
+    """Rebuild a policy (in eval mode) and its deployment settings from ``save_policy``'s directory."""
+    directory = Path(directory)
+    reg = _registry(registry)
+    config, spec, stats = _read_common(directory, PolicyConfig, reg)
+    policy = reg.get("policy", reg.name_of_config("policy", config)).build(config, spec, stats)
+    load_weights(policy, directory)
+    deployment = DeploymentSettings()
+    if (directory / DEPLOYMENT).exists():
+        deployment = DeploymentSettings(**json.loads((directory / DEPLOYMENT).read_text()))
+    return policy.eval(), deployment
+
+
+def save_value(
+    directory: str | Path,
+    estimator: nn.Module,
+    config: ValueEstimatorConfig,
+    spec: RobotSpec,
+    stats: NormStats | None,
+) -> Path:
+    """Write a value-estimator checkpoint directory (see the module docstring)."""
+    directory = Path(directory)
+    _write_common(directory, estimator, config, spec, stats)
+    return directory
+
+
+def read_value_checkpoint(
+    directory: str | Path, registry: Any = None
+) -> tuple[ValueEstimatorConfig, RobotSpec, NormStats | None]:
+    """The config, spec and statistics a value checkpoint was built with (fine-tuning rebuilds the same model)."""
+    return _read_common(Path(directory), ValueEstimatorConfig, _registry(registry))
+
+
+def load_value(directory: str | Path, registry: Any = None) -> nn.Module:
+    """Rebuild a value estimator (in eval mode) from ``save_value``'s directory."""
+    directory = Path(directory)
+    reg = _registry(registry)
+    config, spec, stats = _read_common(directory, ValueEstimatorConfig, reg)
+    estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", config)).build(
+        config, spec, stats
+    )
+    load_weights(estimator, directory)
+    return estimator.eval()
+
+
+def value_model_id(directory: str | Path) -> str:
+    """A stable id for the value model in ``directory``: ``value-`` + the first 12 hex of its weights' SHA-256.
+
+    Label sets are keyed by it, so relabelling with a retrained model never overwrites older labels.
+    """
+    file = Path(directory) / WEIGHTS
+    if not file.exists():
+        raise StoreError(f"no {WEIGHTS} in {directory}; pass a value checkpoint directory")
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return "value-" + digest.hexdigest()[:12]
