@@ -1,0 +1,213 @@
+"""Many episodes: ``collect`` records them into an EpisodeStore, ``evaluate`` reports the metrics.
+
+Metrics (DESIGN.md section 2): success rate with a Wilson 95% interval; throughput = successful episodes per
+hour of robot time, the sum of all episode durations (failures at their full length), with a bootstrap 95%
+interval; mean time to success (mean duration of the successful episodes); mean duration of all episodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from recap.data import EpisodeMeta, EpisodeStore
+from recap.errors import ConfigError
+from recap.protocols import DeploymentSettings, RobotBackend, Teleoperator
+from recap.rl import mean_time_to_success, success_rate, throughput_ci
+from recap.rollout.runner import EpisodeRecord, run_episode
+
+
+@attrs.frozen
+class EpisodeSummary:
+    seed: int | None
+    success: bool | None
+    length: int
+    duration_s: float
+    intervention_steps: int
+    source: str
+    episode_id: str = ""
+
+
+@attrs.frozen
+class RolloutReport:
+    """What a batch of episodes achieved (unlabelled episodes are left out of the rates)."""
+
+    task: str
+    episodes: tuple[EpisodeSummary, ...]
+    success_rate: float
+    success_rate_ci: tuple[float, float]
+    throughput_per_hour: float
+    throughput_ci: tuple[float, float]
+    mean_time_to_success_s: float
+    mean_duration_s: float
+    interventions: int
+
+    @classmethod
+    def from_summaries(cls, task: str, episodes: Sequence[EpisodeSummary]) -> RolloutReport:
+        labelled = [e for e in episodes if e.success is not None]
+        nan = float("nan")
+        if not labelled:
+            return cls(task, tuple(episodes), nan, (nan, nan), nan, (nan, nan), nan, nan, 0)
+        ok = torch.tensor([bool(e.success) for e in labelled])
+        dur = torch.tensor([e.duration_s for e in labelled], dtype=torch.float64)
+        rate, lo, hi = success_rate(ok)
+        tput, tlo, thi = throughput_ci(ok, dur)
+        return cls(
+            task=task,
+            episodes=tuple(episodes),
+            success_rate=rate,
+            success_rate_ci=(lo, hi),
+            throughput_per_hour=tput,
+            throughput_ci=(tlo, thi),
+            mean_time_to_success_s=mean_time_to_success(ok, dur),
+            mean_duration_s=float(dur.mean()),
+            interventions=sum(e.intervention_steps > 0 for e in episodes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(x: Any) -> Any:
+            return None if isinstance(x, float) and math.isnan(x) else x
+
+        data = attrs.asdict(self, recurse=True)
+        data["episodes"] = [attrs.asdict(e) for e in self.episodes]
+        return {
+            k: (clean(v) if not isinstance(v, (list, tuple)) else [clean(x) for x in v])
+            for k, v in data.items()
+        }
+
+    def lines(self) -> list[str]:
+        n = len(self.episodes)
+        return [
+            f"task {self.task}: {n} episodes, {self.interventions} with interventions",
+            f"success rate      {self.success_rate:.3f}  (95% CI {self.success_rate_ci[0]:.3f}-{self.success_rate_ci[1]:.3f})",
+            f"throughput        {self.throughput_per_hour:.1f} successes/hour  "
+            f"(95% CI {self.throughput_ci[0]:.1f}-{self.throughput_ci[1]:.1f})",
+            f"time to success   {self.mean_time_to_success_s:.2f} s (mean over successes)",
+            f"mean duration     {self.mean_duration_s:.2f} s",
+        ]
+
+
+def _summary(record: EpisodeRecord, episode_id: str = "") -> EpisodeSummary:
+    return EpisodeSummary(
+        record.seed,
+        record.success,
+        record.length,
+        record.duration_s,
+        record.intervention_steps,
+        record.source,
+        episode_id,
+    )
+
+
+def _episodes(
+    backend: RobotBackend,
+    actor: Any,
+    *,
+    task: str,
+    seeds: Iterable[int],
+    progress: bool,
+    on_record: Callable[[EpisodeRecord], str],
+    **run_kwargs: Any,
+) -> RolloutReport:
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("no seeds given: pass at least one episode seed")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), desc=f"{task}", unit="ep")
+    summaries = []
+    for seed in seeds:
+        record = run_episode(backend, actor, task=task, seed=seed, **run_kwargs)
+        summaries.append(_summary(record, on_record(record)))
+        if bar is not None:
+            done = [s for s in summaries if s.success is not None]
+            bar.set_postfix(success=f"{sum(bool(s.success) for s in done)}/{len(done)}")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return RolloutReport.from_summaries(task, summaries)
+
+
+def collect(
+    backend: RobotBackend,
+    actor: Any,
+    store: EpisodeStore,
+    *,
+    task: str,
+    seeds: Iterable[int],
+    chunk_execute: int | None = None,
+    time_limit: int | None = None,
+    teleoperator: Teleoperator | None = None,
+    deployment: DeploymentSettings | None = None,
+    source: str | None = None,
+    policy_version: str = "",
+    robot_id: str = "",
+    progress: bool = False,
+) -> tuple[list[EpisodeMeta], RolloutReport]:
+    """Run one episode per seed and add each to ``store`` (atomically, as it finishes).
+
+    ``source`` overrides the recorded source (default: "demonstration" for a demonstrator, "autonomous" for a
+    policy, "correction" for episodes in which the operator intervened).
+    """
+    metas: list[EpisodeMeta] = []
+
+    def add(record: EpisodeRecord) -> str:
+        meta = store.add(
+            record.steps,
+            task=task,
+            source=source or record.source,
+            success=record.success,
+            policy_version=policy_version,
+            robot_id=robot_id,
+            subtasks=record.subtasks,
+        )
+        metas.append(meta)
+        return meta.episode_id
+
+    report = _episodes(
+        backend,
+        actor,
+        task=task,
+        seeds=seeds,
+        progress=progress,
+        on_record=add,
+        chunk_execute=chunk_execute,
+        time_limit=time_limit,
+        teleoperator=teleoperator,
+        deployment=deployment,
+    )
+    return metas, report
+
+
+def evaluate(
+    backend: RobotBackend,
+    actor: Any,
+    *,
+    task: str,
+    seeds: Iterable[int],
+    chunk_execute: int | None = None,
+    time_limit: int | None = None,
+    teleoperator: Teleoperator | None = None,
+    deployment: DeploymentSettings | None = None,
+    progress: bool = False,
+) -> RolloutReport:
+    """Run one episode per seed (nothing recorded) and report success rate, throughput and durations."""
+    return _episodes(
+        backend,
+        actor,
+        task=task,
+        seeds=seeds,
+        progress=progress,
+        on_record=lambda record: "",
+        chunk_execute=chunk_execute,
+        time_limit=time_limit,
+        teleoperator=teleoperator,
+        deployment=deployment,
+        record_images=False,
+    )
