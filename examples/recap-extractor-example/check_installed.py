@@ -34,7 +34,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        store = EpisodeStore.create(tmp / "store", RobotSpec(cameras=(), state_dim=3, action_dim=2, joint_names=()))
+        store = EpisodeStore.create(
+            tmp / "store", RobotSpec(cameras=(), state_dim=3, action_dim=2, joint_names=())
+        )
         g = torch.Generator().manual_seed(0)
         labels = {}
         for i in range(4):
@@ -61,7 +63,9 @@ def main() -> int:
         lines = (tmp / "run" / "train" / "metrics.jsonl").read_text().splitlines()
         first, last = json.loads(lines[0]), json.loads(lines[-1])
         assert last["step"] == 20 and (tmp / "run" / "policy" / "model.safetensors").exists()
-        print(f"trained filtered-bc by name: loss {first['loss']:.3f} (step {first['step']}) -> {last['loss']:.3f}")
+        print(
+            f"trained filtered-bc by name: loss {first['loss']:.3f} (step {first['step']}) -> {last['loss']:.3f}"
+        )
     return 0
 
 

@@ -22,16 +22,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config dump": ("recap.cli.config_cmd:dump", "write a preset to a .toml/.json file to edit and reuse"),
     "data info": ("recap.cli.data_cmd:info", "episode store: counts by task/source/success, hours, disk use"),
     "data label-success": ("recap.cli.data_cmd:label_success", "label an episode success/failure (or clear)"),
-    "data import-lerobot": ("recap.cli.data_cmd:import_lerobot_cmd", "import a LeRobot v3 dataset into a store"),
-    "data export-lerobot": ("recap.cli.data_cmd:export_lerobot_cmd", "export a store as a LeRobot v3 dataset"),
+    "data import-lerobot": (
+        "recap.cli.data_cmd:import_lerobot_cmd",
+        "import a LeRobot v3 dataset into a store",
+    ),
+    "data export-lerobot": (
+        "recap.cli.data_cmd:export_lerobot_cmd",
+        "export a store as a LeRobot v3 dataset",
+    ),
     "train-value": ("recap.cli.train_value_cmd:main", "train (or fine-tune) a value estimator; resumable"),
     "label": ("recap.cli.label_cmd:label", "value a store and write advantages/indicators as a label set"),
-    "plot-values": ("recap.cli.plot_cmd:plot_values", "plot an episode's values and per-task advantage histograms"),
+    "plot-values": (
+        "recap.cli.plot_cmd:plot_values",
+        "plot an episode's values and per-task advantage histograms",
+    ),
     "train-policy": ("recap.cli.train_policy_cmd:main", "train a policy with any registered extractor"),
     "loop": ("recap.cli.loop_cmd:main", "run (or resume) the Recap loop from a preset"),
     "demo": ("recap.cli.demo_cmd:main", "the Recap loop on the simulated robot, with a report"),
-    "collect": ("recap.cli.collect_cmd:collect", "record demonstrator/policy episodes (+ interventions) into a store"),
-    "evaluate": ("recap.cli.evaluate_cmd:evaluate", "success rate, throughput (95% CI), time to success on fixed seeds"),
+    "collect": (
+        "recap.cli.collect_cmd:collect",
+        "record demonstrator/policy episodes (+ interventions) into a store",
+    ),
+    "evaluate": (
+        "recap.cli.evaluate_cmd:evaluate",
+        "success rate, throughput (95% CI), time to success on fixed seeds",
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -77,10 +78,16 @@ class _Job:
     policy_dir: str = ""
     policy_version: str = ""
     progress_file: str = ""
+    guidance: float | None = None  # evaluate with this CFG beta instead of the checkpoint's
 
 
-def _run_job(job: _Job) -> list[dict[str, Any]]:
+def _run_job(job: _Job, threads: int | None = None) -> list[dict[str, Any]]:
+    import torch
+
     from recap.plugins import get_registry
+
+    if threads is not None:
+        torch.set_num_threads(threads)  # workers share the cores; oversubscribed BLAS threads thrash
 
     reg = get_registry()
     cfg = recap_config.loads(job.cfg_toml, LoopConfig, "toml", reg)
@@ -99,6 +106,8 @@ def _run_job(job: _Job) -> list[dict[str, Any]]:
             deployment = None
         else:
             actor, deployment = load_policy(job.policy_dir, reg)
+            if job.guidance is not None:
+                deployment = attrs.evolve(deployment, guidance=job.guidance)
         store = EpisodeStore.open(job.store) if job.store else None
         expert = None
         if job.expert_seeds:
@@ -134,8 +143,9 @@ def _run_jobs(cfg: LoopConfig, reg: Any, jobs: list[_Job]) -> list[dict[str, Any
     jobs = [j for j in jobs if j.seeds]
     if len(jobs) <= 1:
         return [s for j in jobs for s in _run_job(j)]
+    threads = max(1, (os.cpu_count() or 1) // len(jobs))
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-        return [s for part in pool.map(_run_job, jobs) for s in part]
+        return [s for part in pool.map(_run_job, jobs, [threads] * len(jobs)) for s in part]
 
 
 def _split(seeds: list[int], workers: int) -> list[tuple[int, ...]]:
@@ -192,8 +202,12 @@ def collect_autonomous(
     }
 
 
-def evaluate(cfg: LoopConfig, policy_dir: Path, stage_dir: Path, reg: Any, label: str) -> dict[str, Any]:
+def evaluate(
+    cfg: LoopConfig, policy_dir: Path, stage_dir: Path, reg: Any, label: str, guidance: float | None = None
+) -> dict[str, Any]:
     seeds = [cfg.seed + EVAL_SEEDS + i for i in range(cfg.collect.eval_episodes)]
-    report = _stage_episodes(cfg, reg, stage_dir, "eval", seeds, set(), policy_dir=str(policy_dir))
+    report = _stage_episodes(
+        cfg, reg, stage_dir, "eval", seeds, set(), policy_dir=str(policy_dir), guidance=guidance
+    )
     (stage_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
     return {"label": label, "episodes_metrics": metrics(report), "policy": str(policy_dir)}

@@ -180,6 +180,7 @@ class FlowMLPPolicy(nn.Module):
         self.task_embed = nn.Embedding(config.task_buckets, e)
         self.indicator_embed = nn.Embedding(3, e)
         self.image_encoder = _ImageEncoder(config.image_size, e) if config.camera else None
+        self.input_cameras = (config.camera,) if config.camera else ()  # frames training must load
         ctx_dim = spec.state_dim + (spec.env_state_dim if config.uses_env_state else 0) + 2 * e
         ctx_dim += e if config.camera else 0
         self.context_dim = ctx_dim

@@ -65,6 +65,17 @@ def train_policy(
     reg = registry if registry is not None else get_registry()
     out_dir = Path(out_dir)
     extractor_impl = reg.get("extractor", reg.name_of_config("extractor", extractor)).build(extractor)
+    if init_from is not None:
+        model, _ = load_policy(init_from, reg)
+        policy_config = _read_policy_config(init_from, reg)
+    else:
+        policy_config = policy
+        model = reg.get("policy", reg.name_of_config("policy", policy)).build(policy, store.spec, store.norm_stats())
+    if getattr(model, "chunk_size", chunk_size) != chunk_size:
+        raise RecapError(
+            f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
+            "set chunk_size to the policy's chunk size"
+        )
     sampler = WindowSampler(
         store,
         chunk_size=chunk_size,
@@ -72,25 +83,11 @@ def train_policy(
         seed=trainer.seed,
         episodes=episodes,
         label_set=label_set,
+        cameras=getattr(model, "input_cameras", None),  # frames the policy never reads are not copied
     )
-    check_required_keys(
-        sampler.batch(0), extractor_impl.required_keys, reg.name_of_config("extractor", extractor)
-    )
-    if init_from is not None:
-        model, _ = load_policy(init_from, reg)
-        policy_config = _read_policy_config(init_from, reg)
-    else:
-        policy_config = policy
-        model = reg.get("policy", reg.name_of_config("policy", policy)).build(
-            policy, store.spec, store.norm_stats()
-        )
-        if hasattr(model, "fit_to_data"):
-            model.fit_to_data(_fit_batch(sampler))
-    if getattr(model, "chunk_size", chunk_size) != chunk_size:
-        raise RecapError(
-            f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
-            "set chunk_size to the policy's chunk size"
-        )
+    check_required_keys(sampler.batch(0), extractor_impl.required_keys, reg.name_of_config("extractor", extractor))
+    if init_from is None and hasattr(model, "fit_to_data"):
+        model.fit_to_data(_fit_batch(sampler))
     extractor_impl.setup(model)
     result = train(
         model,
@@ -115,6 +112,7 @@ def _fit_batch(sampler: WindowSampler):
         seed=sampler.seed + 7919,
         episodes=sampler.episodes,
         label_set=sampler.label_set,
+        cameras=sampler.cameras,
     )
     return big.batch(0)
 

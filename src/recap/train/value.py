@@ -98,9 +98,13 @@ def train_value(
     estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", value)).build(
         value, spec, stats
     )
+    if cameras is None:
+        cameras = getattr(estimator, "input_cameras", None)
     sampler = WindowSampler(
         store, chunk_size=1, batch_size=batch_size, seed=trainer.seed, episodes=chosen, cameras=cameras
     )
+    if init_from is None:
+        _fit_to_data(estimator, sampler)
     result = train(
         estimator,
         estimator.loss,
@@ -114,3 +118,15 @@ def train_value(
     if int(os.environ.get("RANK", "0")) == 0:
         save_value(checkpoint, estimator, value, spec, stats)
     return ValueTrainingResult(checkpoint, result, skipped)
+
+
+def _fit_to_data(estimator: Any, sampler: WindowSampler) -> None:
+    """Fit data-dependent preprocessing (e.g. the pi0.6 value network's text tokenizer) before training."""
+    fit = getattr(estimator, "fit_to_data", None) or getattr(getattr(estimator, "network", None), "fit_to_data", None)
+    if fit is None:
+        return
+    big = WindowSampler(
+        sampler.store, chunk_size=1, batch_size=2048, seed=sampler.seed + 7919, episodes=sampler.episodes,
+        cameras=sampler.cameras,
+    )
+    fit(big.batch(0))

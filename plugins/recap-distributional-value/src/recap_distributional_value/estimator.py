@@ -90,6 +90,11 @@ class DistributionalValue(nn.Module):
         self.register_buffer("centers", bin_centers(config.num_bins), persistent=False)
         self.bin_width = 1.0 / (config.num_bins - 1)
 
+    @property
+    def input_cameras(self) -> tuple[str, ...] | None:
+        """Cameras the network reads (None: all); samplers skip copying the other frames."""
+        return getattr(self.network, "input_cameras", None)
+
     def logits(self, obs: TensorDict) -> torch.Tensor:
         out = self.network(obs)
         n = obs.batch_size[0] if obs.batch_size else None

@@ -168,6 +168,7 @@ class ConvMLPValueNet(nn.Module):
         for c in cams:
             spec.camera(c)  # a clear error for a camera the robot does not have
         self.cameras = tuple(cams)
+        self.input_cameras = self.cameras  # training reads only these frames
         self.images = nn.ModuleDict(
             {c: ConvEncoder(spec.camera(c).height, spec.camera(c).width, config) for c in cams}
         )

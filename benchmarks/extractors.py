@@ -1,0 +1,167 @@
+"""Compare policy extractors on the same data and seeds (the paper's Fig. 7-style comparison, in simulation).
+
+Runs the loop preset once (demonstrations -> pre-training -> SFT -> one iteration of collection, value
+fine-tuning and relabelling -> Recap), then trains AWR and PPO from the same pre-trained policy on the same
+data and labels, and evaluates every arm on the same fixed seeds:
+
+    SFT | Recap (beta = 1) | Recap + CFG (beta sweep, same weights) | AWR | PPO
+
+It also reports the targeted failure mode of the flawed demonstrator: the grasp that looks fine and drops the
+cube after the hand-over ("late failure": the episode reached stage 4, the hand-over touch, but not the strict
+success), and how much of it each method removes.
+
+    python benchmarks/extractors.py --out runs/bench                      # full size (~1 h on 2 CPU cores)
+    python benchmarks/extractors.py --preset smoke --out /tmp/bench --eval-episodes 4 --guidance 2.0
+
+Writes ``results.json`` and ``results.md`` into ``--out``; the run is resumable stage by stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import attrs
+
+from recap import config as recap_config
+from recap.loop import experience
+from recap.loop.recap_loop import STORE, run_loop
+from recap.loop.stages import StageRunner
+from recap.plugins import get_registry
+from recap.train.policy import POLICY_DIR, train_policy
+
+LATE_STAGE = 4
+
+
+def late_failure_rate(stage_dir: Path) -> float:
+    """Share of evaluation episodes that reached the hand-over (stage 4) and still failed."""
+    eps = json.loads((stage_dir / "eval.json").read_text())["episodes"]
+    late = [e for e in eps if e["success"] is False and (e.get("max_stage") or 0) >= LATE_STAGE]
+    return len(late) / max(len(eps), 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench"))
+    ap.add_argument("--eval-episodes", type=int, default=100)
+    ap.add_argument("--guidance", type=float, nargs="*", default=[1.5, 2.0, 2.5])
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    reg = get_registry()
+    started = time.perf_counter()
+    base = recap_config.resolve_preset(args.preset, reg)
+    cfg = attrs.evolve(
+        base,
+        out=args.out / "loop",
+        iterations=1,
+        collect=attrs.evolve(base.collect, eval_episodes=args.eval_episodes, workers=args.workers),
+    )
+    loop = run_loop(cfg, reg)
+    runner = StageRunner(args.out / "arms")
+    pi_pre = loop.run_dir / "stages" / "policy-pretrain" / POLICY_DIR
+    label_set = loop.summaries["label-1"]["label_set"]
+    from recap.data import EpisodeStore
+
+    store = EpisodeStore.open(loop.run_dir / STORE)
+    task_eps = store.episodes(task=cfg.task)
+    arms: dict[str, Path] = {
+        "SFT": loop.run_dir / "stages" / "eval-0",
+        "Recap (beta=1)": loop.run_dir / "stages" / "eval-1",
+    }
+    recap_policy = loop.run_dir / "stages" / "policy-1" / POLICY_DIR
+    for beta in args.guidance:
+        name = f"cfg-{beta:g}"
+        runner.run(
+            name,
+            lambda d, b=beta: experience.evaluate(
+                cfg, recap_policy, d, reg, f"Recap CFG beta={b:g}", guidance=b
+            ),
+        )
+        arms[f"Recap CFG (beta={beta:g})"] = runner.dir(name)
+    for arm, extractor in (("AWR", {"name": "awr"}), ("PPO", {"name": "ppo"})):
+        ext = _extractor(extractor, reg)
+        key = arm.lower()
+        runner.run(
+            f"train-{key}",
+            lambda d, e=ext: {
+                "checkpoint": str(
+                    train_policy(
+                        store,
+                        policy=cfg.policy,
+                        extractor=e,
+                        trainer=cfg.policy_finetune.trainer,
+                        out_dir=d,
+                        batch_size=cfg.policy_finetune.batch_size,
+                        chunk_size=cfg.chunk_size,
+                        label_set=label_set,
+                        episodes=task_eps,
+                        init_from=pi_pre,
+                        registry=reg,
+                    ).checkpoint
+                )
+            },
+        )
+        runner.run(
+            f"eval-{key}",
+            lambda d, k=key, a=arm: experience.evaluate(
+                cfg, runner.dir(f"train-{k}") / POLICY_DIR, d, reg, a
+            ),
+        )
+        arms[arm] = runner.dir(f"eval-{key}")
+
+    results = {}
+    for arm, stage_dir in arms.items():
+        m = json.loads((stage_dir / "summary.json").read_text())["episodes_metrics"]
+        results[arm] = {**m, "late_failure_rate": late_failure_rate(stage_dir)}
+    meta = {
+        "preset": args.preset,
+        "eval_episodes": args.eval_episodes,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
+        "date": str(date.today()),
+        "wall_s": round(time.perf_counter() - started),
+        "command": f"python benchmarks/extractors.py --preset {args.preset} --out {args.out} --eval-episodes {args.eval_episodes}",
+    }
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "arms": results}, indent=2))
+    md = table(results, meta)
+    (args.out / "results.md").write_text(md)
+    print(md)
+    return 0
+
+
+def _extractor(data: dict, reg):
+    from recap.config import ExtractorConfig
+
+    return recap_config.from_dict(ExtractorConfig, data, reg)
+
+
+def table(results: dict, meta: dict) -> str:
+    sft = results["SFT"]
+    lines = [
+        f"Preset `{meta['preset']}`, {meta['eval_episodes']} evaluation episodes per arm on the same seeds; "
+        f"{meta['machine']}; {meta['date']}; `{meta['command']}`.",
+        "",
+        "| arm | success [95% CI] | throughput /h [95% CI] | x SFT | time to success (s) | late failures |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm, m in results.items():
+        ratio = (
+            m["throughput_per_hour"] / sft["throughput_per_hour"]
+            if sft["throughput_per_hour"]
+            else float("nan")
+        )
+        tts = "-" if m["mean_time_to_success_s"] is None else f"{m['mean_time_to_success_s']:.2f}"
+        lines.append(
+            f"| {arm} | {100 * m['success_rate']:.0f}% [{100 * m['success_ci'][0]:.0f}, {100 * m['success_ci'][1]:.0f}] "
+            f"| {m['throughput_per_hour']:.0f} [{m['throughput_ci'][0]:.0f}, {m['throughput_ci'][1]:.0f}] | {ratio:.2f} "
+            f"| {tts} | {100 * m['late_failure_rate']:.0f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
