@@ -70,7 +70,9 @@ def train_policy(
         policy_config = _read_policy_config(init_from, reg)
     else:
         policy_config = policy
-        model = reg.get("policy", reg.name_of_config("policy", policy)).build(policy, store.spec, store.norm_stats())
+        model = reg.get("policy", reg.name_of_config("policy", policy)).build(
+            policy, store.spec, store.norm_stats()
+        )
     if getattr(model, "chunk_size", chunk_size) != chunk_size:
         raise RecapError(
             f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
@@ -85,7 +87,9 @@ def train_policy(
         label_set=label_set,
         cameras=getattr(model, "input_cameras", None),  # frames the policy never reads are not copied
     )
-    check_required_keys(sampler.batch(0), extractor_impl.required_keys, reg.name_of_config("extractor", extractor))
+    check_required_keys(
+        sampler.batch(0), extractor_impl.required_keys, reg.name_of_config("extractor", extractor)
+    )
     if init_from is None and hasattr(model, "fit_to_data"):
         model.fit_to_data(_fit_batch(sampler))
     extractor_impl.setup(model)

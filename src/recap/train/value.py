@@ -122,11 +122,17 @@ def train_value(
 
 def _fit_to_data(estimator: Any, sampler: WindowSampler) -> None:
     """Fit data-dependent preprocessing (e.g. the pi0.6 value network's text tokenizer) before training."""
-    fit = getattr(estimator, "fit_to_data", None) or getattr(getattr(estimator, "network", None), "fit_to_data", None)
+    fit = getattr(estimator, "fit_to_data", None) or getattr(
+        getattr(estimator, "network", None), "fit_to_data", None
+    )
     if fit is None:
         return
     big = WindowSampler(
-        sampler.store, chunk_size=1, batch_size=2048, seed=sampler.seed + 7919, episodes=sampler.episodes,
+        sampler.store,
+        chunk_size=1,
+        batch_size=2048,
+        seed=sampler.seed + 7919,
+        episodes=sampler.episodes,
         cameras=sampler.cameras,
     )
     fit(big.batch(0))
