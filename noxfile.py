@@ -66,3 +66,4 @@ def example_plugin(session: nox.Session) -> None:
     _install(session, *[a for p in PLUGINS for a in ("-e", f"plugins/{p}")])
     session.install(*CONSTRAINTS, EXAMPLE)
     session.run("python", f"{EXAMPLE}/check_installed.py")
+    _pytest(session, f"{EXAMPLE}/tests")
