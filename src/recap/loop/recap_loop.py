@@ -69,7 +69,8 @@ def run_loop(cfg: LoopConfig, registry: Any = None, log=print) -> LoopResult:
     )
     pi_current = pi_pre
     if cfg.sft_extractor is not None:
-        demos = lambda: [e for e in task_eps() if e.source == "demonstration"]  # noqa: E731
+        # SFT imitates the successful demonstrations: a failed demo labelled I = 1 would teach the failure.
+        demos = lambda: [e for e in task_eps() if e.source == "demonstration" and e.success]  # noqa: E731
         stage(
             "sft",
             lambda d: _policy(

@@ -30,6 +30,7 @@ class EpisodeSummary:
     intervention_steps: int
     source: str
     episode_id: str = ""
+    max_stage: int | None = None  # furthest task stage reached (tells late failures from early ones)
 
 
 @attrs.frozen
@@ -100,6 +101,7 @@ def _summary(record: EpisodeRecord, episode_id: str = "") -> EpisodeSummary:
         record.intervention_steps,
         record.source,
         episode_id,
+        record.max_stage,
     )
 
 

@@ -35,6 +35,7 @@ class EpisodeRecord:
         source: "demonstration", "autonomous", or "correction" when an operator intervened.
         fps: control rate, for durations.
         fault: a fault that ended the episode, or "".
+        max_stage: the furthest task stage the backend reported (``info["stage"]``), None if it reports none.
     """
 
     steps: TensorDict
@@ -45,6 +46,7 @@ class EpisodeRecord:
     source: str
     fps: int
     fault: str = ""
+    max_stage: int | None = None
 
     @property
     def length(self) -> int:
@@ -94,6 +96,7 @@ def run_episode(
     subtasks: list[str] = []
     info: dict[str, Any] = {}
     operator_had_control = False
+    max_stage: int | None = None
     done = False
     while not done and (time_limit is None or len(actions) < time_limit):
         override = teleoperator.poll(obs) if teleoperator is not None else None
@@ -107,6 +110,8 @@ def run_episode(
         actions.append(action)
         flags.append(override is not None)
         info = result.info
+        if "stage" in info:
+            max_stage = max(max_stage if max_stage is not None else 0, int(info["stage"]))
         subtasks.append(str(info.get("subtask", "")))
         obs, done = result.obs, result.done
     if not actions:
@@ -128,6 +133,7 @@ def run_episode(
         source=source,
         fps=fps,
         fault=str(info.get("fault", "")),
+        max_stage=max_stage,
     )
 
 
