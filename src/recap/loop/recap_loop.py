@@ -69,15 +69,9 @@ def run_loop(cfg: LoopConfig, registry: Any = None, log=print) -> LoopResult:
     )
     pi_current = pi_pre
     if cfg.sft_extractor is not None:
-        # SFT imitates the successful demonstrations: a failed demo labelled I = 1 would teach the failure.
-        demos = lambda: [e for e in task_eps() if e.source == "demonstration" and e.success]  # noqa: E731
-        stage(
-            "sft",
-            lambda d: _policy(
-                cfg, store, d, cfg.sft_extractor, cfg.policy_sft, pre_labels, demos(), pi_pre, reg
-            ),
+        pi_current = Path(
+            stage("sft", lambda d: _sft(cfg, store, d, pi_pre, pre_labels, reg, log))["checkpoint"]
         )
-        pi_current = runner.dir("sft") / POLICY_DIR
     stage(
         "eval-0",
         lambda d: experience.evaluate(
@@ -126,7 +120,19 @@ def _value(
         "checkpoint": str(result.checkpoint),
         "metrics": result.train.metrics,
         "value_id": value_model_id(result.checkpoint),
+        "resumed_from": result.train.resumed_from,
     }
+
+
+def _sft(cfg: LoopConfig, store, stage_dir: Path, pi_pre: Path, label_set: str, reg, log) -> dict[str, Any]:
+    """Demonstration fine-tuning (I = 1) on the successful demonstrations of the task."""
+    # A failed demonstration labelled I = 1 would teach the failure, so only successes are imitated.
+    demos = [e for e in store.episodes(task=cfg.task) if e.source == "demonstration" and e.success]
+    if not demos:
+        log("[sft] no successful demonstration of the task: SFT skipped, the pre-trained policy is deployed")
+        return {"checkpoint": str(pi_pre), "skipped": "no successful demonstrations"}
+    summary = _policy(cfg, store, stage_dir, cfg.sft_extractor, cfg.policy_sft, label_set, demos, pi_pre, reg)
+    return {**summary, "demonstrations": len(demos)}
 
 
 def _label(store, value_dir: Path, labeler, reg, episodes=None) -> dict[str, Any]:
@@ -156,4 +162,8 @@ def _policy(
         registry=reg,
         resolved_config=cfg,
     )
-    return {"checkpoint": str(result.checkpoint), "metrics": result.train.metrics}
+    return {
+        "checkpoint": str(result.checkpoint),
+        "metrics": result.train.metrics,
+        "resumed_from": result.train.resumed_from,
+    }
