@@ -7,6 +7,7 @@ field is overridable with ``--a.b value``. Modules are imported only when their 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +59,8 @@ def _usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `recap ... | head` ends quietly
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0
