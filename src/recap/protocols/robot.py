@@ -19,7 +19,9 @@ class StepResult:
         obs: the observation after the step (unbatched; keys of ``recap.data.keys``).
         done: the episode ended (success reached, time limit, or a fault).
         info: backend details; known keys: ``success`` (bool | None, final outcome when known),
-            ``stage`` (int), ``subtask`` (str), ``fault`` (str, a fault that ended the episode).
+            ``stage`` (int), ``subtask`` (str), ``fault`` (str, a fault that ended the episode),
+            ``action`` (Tensor, the action actually executed after the backend's safety clamps; recorded
+            instead of the requested one).
     """
 
     obs: TensorDict

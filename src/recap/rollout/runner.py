@@ -107,7 +107,10 @@ def run_episode(
         action = torch.as_tensor(action, dtype=torch.float32).reshape(-1)
         frames.append(obs if record_images else obs.exclude(*_image_keys(obs)))
         result = backend.step(action)
-        actions.append(action)
+        executed = result.info.get("action")  # after the backend's limits: the action the robot ran
+        actions.append(
+            action if executed is None else torch.as_tensor(executed, dtype=torch.float32).reshape(-1)
+        )
         flags.append(override is not None)
         info = result.info
         if "stage" in info:

@@ -113,3 +113,31 @@ def test_stage_four_while_the_right_still_holds_is_not_success():
                 break
         assert seen_stage4_unreleased
         assert result.info["success"] is True and demo.phase in ("release", "retreat", "hold")
+
+
+def test_goals_beyond_joint_limits_are_clamped_and_recorded_as_executed():
+    import torch
+
+    from recap.rollout.runner import run_episode
+    from recap_bimanual.sim.backend import AlohaSimBackend, AlohaSimConfig
+
+    class Wild:
+        source = "autonomous"
+
+        def reset(self, task, seed):
+            pass
+
+        def act(self, obs):
+            a = torch.zeros(14)
+            a[5], a[6] = 30.0, 2.0  # wrist rotate far past pi, gripper past fully open
+            return a
+
+        def resync(self):
+            pass
+
+    with AlohaSimBackend(AlohaSimConfig(cameras=(), time_limit=3)) as backend:
+        record = run_episode(backend, Wild(), task="transfer_cube", seed=0, time_limit=3)
+        lo, hi = backend.model.actuator_ctrlrange[5]
+    executed = record.steps["action"]
+    assert torch.allclose(executed[:, 5], torch.full((3,), float(hi)), atol=1e-5)
+    assert (executed[:, 6] <= 1.0).all() and (executed[:, 6] > 0.9).all()

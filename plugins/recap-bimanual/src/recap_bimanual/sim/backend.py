@@ -144,7 +144,10 @@ class AlohaSimBackend:
                 f"action must be a finite tensor of shape ({self.spec.action_dim},) in the ALOHA layout "
                 f"(joints in rad, grippers 0..1); got shape {tuple(a.shape)}"
             )
-        self.data.ctrl[:] = self.joint_controls(a)
+        # Goals beyond the joint limits are clamped, as the hardware driver does; the record keeps what ran.
+        lo, hi = self.model.actuator_ctrlrange[:, 0], self.model.actuator_ctrlrange[:, 1]
+        ctrl = np.clip(self.joint_controls(a), lo, hi)
+        self.data.ctrl[:] = ctrl
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         self._steps += 1
         stage, strict = self.rules.evaluate(self.data)
@@ -158,6 +161,7 @@ class AlohaSimBackend:
             "stage": stage,
             "subtask": SUBTASKS[self.task][stage],
             "step": self._steps,
+            "action": torch.from_numpy(self.action_of_controls(ctrl)).float(),
         }
         return StepResult(self._observe(), done, info)
 
@@ -180,6 +184,18 @@ class AlohaSimBackend:
         gl = unnormalize_puppet_gripper_position(action[6])
         gr = unnormalize_puppet_gripper_position(action[13])
         return np.concatenate([action[:6], [gl, -gl], action[7:13], [gr, -gr]])
+
+    @staticmethod
+    def action_of_controls(ctrl: np.ndarray) -> np.ndarray:
+        """The 16 actuator targets -> the 14-D ALOHA action (inverse of ``joint_controls``)."""
+        return np.concatenate(
+            [
+                ctrl[:6],
+                [normalize_puppet_gripper_position(ctrl[6])],
+                ctrl[8:14],
+                [normalize_puppet_gripper_position(ctrl[14])],
+            ]
+        )
 
     def joint_state(self) -> np.ndarray:
         """The 14-D state: arm joints and normalised gripper openings."""
