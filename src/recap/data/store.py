@@ -326,6 +326,7 @@ class EpisodeStore:
             for k in feats:
                 columns[k].append(np.asarray(arrays[k]))
         stats = NormStats.compute({k: torch.from_numpy(np.concatenate(v)) for k, v in columns.items()})
+        path.parent.mkdir(exist_ok=True)  # derived data: a deleted cache is rebuilt, never an error
         ef.write_json_atomic(
             path, {"fingerprint": fingerprint, "episodes": len(eps), "stats": stats.to_dict()}
         )
