@@ -117,9 +117,9 @@ def test_stage_four_while_the_right_still_holds_is_not_success():
 
 def test_goals_beyond_joint_limits_are_clamped_and_recorded_as_executed():
     import torch
+    from recap_bimanual.sim.backend import AlohaSimBackend, AlohaSimConfig
 
     from recap.rollout.runner import run_episode
-    from recap_bimanual.sim.backend import AlohaSimBackend, AlohaSimConfig
 
     class Wild:
         source = "autonomous"
