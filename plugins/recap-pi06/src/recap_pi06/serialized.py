@@ -20,7 +20,8 @@ class SerializedState(nn.Module):
         self.blob = torch.frombuffer(bytearray(data), dtype=torch.uint8).clone().to(self.blob.device)
 
     def _parse(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Rebuild the live object (a tokenizer) from its serialised bytes; each subclass parses its own format."""
+        raise NotImplementedError  # abstract
 
     def _load_from_state_dict(
         self,

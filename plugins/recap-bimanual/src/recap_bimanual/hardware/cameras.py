@@ -47,7 +47,8 @@ class _ThreadedCamera:
         self._error: BaseException | None = None
 
     def _grab(self) -> np.ndarray:
-        raise NotImplementedError
+        """One frame from the source; each subclass (OpenCV, video file, synthetic) grabs its own way."""
+        raise NotImplementedError  # abstract
 
     def _open(self) -> None:
         pass
