@@ -43,3 +43,13 @@ def test_nan_values_rejected():
         rl.nstep_advantages(torch.zeros(1, 2), torch.tensor([[0.0, float("nan")]]), torch.tensor([2]))
     with pytest.raises(SchemaError, match="same shape"):
         rl.nstep_advantages(torch.zeros(1, 2), torch.zeros(1, 3), torch.tensor([2]))
+
+
+def test_nstep_keeps_wasted_steps_of_a_doomed_episode_negative():
+    # A failure of 8 steps, max length 10, N = 2, the value already sure of failure (V = -1 everywhere).
+    # Bootstrapped target: -0.2 + V(t+2) = -1.2 (not clipped to -1), so A = -0.2 = -N / L, not a tie at 0.
+    r = _norm_rewards([8], [False], 10, 10)
+    v = torch.full((1, 8), -1.0)
+    a = rl.nstep_advantages(r, v, torch.tensor([8]), lookahead=2)
+    assert torch.allclose(a[0, :6], torch.full((6,), -0.2), atol=1e-6)
+    assert torch.allclose(a[0, 6:], torch.zeros(2))  # the window reaches the failure: clip(R, -1) - V = 0

@@ -56,10 +56,13 @@ def test_batched_prediction_equals_frame_by_frame_across_episode_boundaries(trai
         torch.testing.assert_close(a[eid], b[eid])
 
 
-def test_label_store_writes_a_label_set_keyed_by_the_value_model(trained, reg):
+def test_label_store_writes_a_label_set_keyed_by_the_value_model_and_labeler(trained, reg):
     store, ckpt = trained
     report = label_store(store, ckpt, RecapLabelerConfig(lookahead=5, positive_fraction=0.3), progress=False)
-    assert report.label_set == value_model_id(ckpt) and report.label_set.startswith("value-")
+    assert report.label_set.startswith(value_model_id(ckpt) + "-")
+    other = label_store(store, ckpt, RecapLabelerConfig(lookahead=5, positive_fraction=0.4), progress=False)
+    assert other.label_set != report.label_set  # relabelling differently keeps the first set
+    assert {report.label_set, other.label_set} <= set(store.label_sets())
     assert report.label_set in store.label_sets()
     labels = store.read_labels(report.label_set)
     assert set(labels) == {m.episode_id for m in store.episodes()}
@@ -68,7 +71,7 @@ def test_label_store_writes_a_label_set_keyed_by_the_value_model(trained, reg):
         assert labels[m.episode_id]["advantage"].shape == (m.length,)
     meta = store.label_set_metadata(report.label_set)["metadata"]
     assert meta["thresholds"][TASK] == pytest.approx(report.thresholds[TASK])
-    assert meta["value_model"] == report.label_set
+    assert meta["value_model"] == value_model_id(ckpt)
     # about 30% positive before forcing, and every intervention step positive
     assert report.positive_fraction[TASK] == pytest.approx(0.3, abs=0.02)
     first = store.episodes()[0]

@@ -72,6 +72,8 @@ class LoopConfig:
         task: the target task prompt given to the backend and the policy.
         iterations: K improvement iterations (the paper: one often helps a lot; two removed a failure mode).
         backend / demonstrator / expert: the robot, the demonstration source and the intervening operator.
+        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``); e.g. the
+            same simulation without rendering cameras the policy never reads.
         policy / value: the models, by registered name.
         pretrain_labeler / finetune_labeler: Monte-Carlo advantages with ~30% positive for pre-training,
             n-step advantages with ~40% positive per iteration (DESIGN.md section 2).
@@ -90,6 +92,7 @@ class LoopConfig:
     extractor: ExtractorConfig
     sft_extractor: ExtractorConfig | None = None
     expert: TeleoperatorConfig | None = None
+    eval_backend: BackendConfig | None = None
     out: Path = Path("runs/recap")
     task: str = "transfer_cube"
     iterations: int = attrs.field(default=1, validator=attrs.validators.ge(0))

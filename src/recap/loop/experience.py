@@ -36,8 +36,9 @@ def backend_spec(cfg: LoopConfig, reg: Any):
         backend.close()
 
 
-def _backend(cfg: LoopConfig, reg: Any):
-    return reg.get("backend", reg.name_of_config("backend", cfg.backend)).build(cfg.backend)
+def _backend(cfg: LoopConfig, reg: Any, evaluation: bool = False):
+    chosen = cfg.eval_backend if evaluation and cfg.eval_backend is not None else cfg.backend
+    return reg.get("backend", reg.name_of_config("backend", chosen)).build(chosen)
 
 
 def uses_expert(i: int, share: float) -> bool:
@@ -91,7 +92,7 @@ def _run_job(job: _Job, threads: int | None = None) -> list[dict[str, Any]]:
 
     reg = get_registry()
     cfg = recap_config.loads(job.cfg_toml, LoopConfig, "toml", reg)
-    backend = _backend(cfg, reg)
+    backend = _backend(cfg, reg, evaluation=job.mode == "eval")
     common = {
         "task": cfg.task,
         "chunk_execute": cfg.collect.chunk_execute,

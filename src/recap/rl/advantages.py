@@ -19,8 +19,12 @@ def nstep_advantages(
 ) -> torch.Tensor:
     """Fine-tuning advantage, n-step with Monte-Carlo fallback near the end:
 
-        A_t = clip(sum_{t'=t}^{t+N-1} r_t' + V(o_{t+N}), -1, 0) - V(o_t)   if t + N < T
+        A_t = clip(sum_{t'=t}^{t+N-1} r_t', -1, 0) + V(o_{t+N}) - V(o_t)   if t + N < T
         A_t = clip(R_t, -1, 0) - V(o_t)                                     otherwise (window reaches the end)
+
+    Only the reward sums are clipped (a failure's -C_fail), never the bootstrapped target: clipping it at -1
+    would give every step of a doomed episode (V = -1 before and after) the same A = 0, a tie that a
+    percentile threshold then splits at random; unclipped, such steps keep A = -N / L like any wasted step.
 
     Args:
         rewards: normalised rewards r_t / L ``[N, T_max]`` (0 in padding).
@@ -44,7 +48,8 @@ def nstep_advantages(
     val_ahead = torch.cat([values, pad.to(values.dtype)], 1)[:, lookahead:]
     t = torch.arange(t_max, device=values.device)[None, :]
     bootstrap = (t + lookahead) < lengths[:, None]
-    target = torch.where(bootstrap, ret - ret_ahead + val_ahead, ret).clamp(-1.0, 0.0)
+    window = (ret - ret_ahead).clamp(-1.0, 0.0)
+    target = torch.where(bootstrap, window + val_ahead, ret.clamp(-1.0, 0.0))
     return (target - values) * mask
 
 

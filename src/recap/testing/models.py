@@ -55,6 +55,9 @@ class FlowMLPConfig(PolicyConfig):
         image_size: the camera frame is resized to this square size before the conv encoder.
         task_buckets: rows of the hashed task-embedding table.
         embed_dim: width of the task, indicator, time and image embeddings.
+        min_std: floor on the standard deviations that normalise state, environment state and actions (raw
+            units). Joints that barely move in the demonstrations (std 0.005 rad) otherwise turn the small
+            deviations of the robot's own rollouts into inputs and targets of 10+ standard deviations.
     """
 
     hidden: int = attrs.field(default=384, validator=attrs.validators.ge(1))
@@ -67,6 +70,7 @@ class FlowMLPConfig(PolicyConfig):
     image_size: int = attrs.field(default=64, validator=attrs.validators.ge(16))
     task_buckets: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     embed_dim: int = attrs.field(default=32, validator=attrs.validators.ge(2))
+    min_std: float = attrs.field(default=0.01, validator=attrs.validators.gt(0.0))
 
 
 def read_texts(batch: TensorDict, key: str, size: int) -> list[str]:
@@ -169,7 +173,7 @@ class FlowMLPPolicy(nn.Module):
                     raise SchemaError(
                         f"NormStats lack {key!r} (have {sorted(stats.features)}); recompute them"
                     )
-                mean, std = stats[key].mean.float(), stats[key].std.float().clamp_min(1e-6)
+                mean, std = stats[key].mean.float(), stats[key].std.float().clamp_min(config.min_std)
                 if mean.shape != (dims[key],):
                     raise SchemaError(
                         f"stats for {key!r} have shape {tuple(mean.shape)}, spec says ({dims[key]},)"

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -152,7 +154,7 @@ def label_store(
         labeler: the labeler config (default: the built-in "recap" labeler, n-step, 30% positive).
         episodes: the episodes to label (default: all); thresholds are computed over exactly these.
         skip_unlabelled: leave out episodes without a success label (reported) instead of refusing.
-        name: the label set name (default: the value model's id).
+        name: the label set name (default: the value model's id and a digest of the labeler settings).
         batch_size: frames per value-model call.
     """
     from recap.plugins import get_registry
@@ -181,13 +183,13 @@ def label_store(
     result = labeler_impl.label(to_label, store.max_length_per_task())
     labels = {eid: {**per_step, "value": values[eid]} for eid, per_step in result.episodes.items()}
     n_frames = sum(m.length for m in chosen)
-    name = name or value_id
+    labeler_dict = recap_config.to_dict(labeler_impl.config, reg) if hasattr(labeler_impl, "config") else None
+    # value model and labeler settings both name the set, so relabelling differently never replaces labels
+    name = name or f"{value_id}-{_digest(labeler_dict)}"
     metadata = {
         "value_model": value_id,
         "value_checkpoint": str(Path(value).resolve()),
-        "labeler": recap_config.to_dict(labeler_impl.config, reg)
-        if hasattr(labeler_impl, "config")
-        else None,
+        "labeler": labeler_dict,
         "thresholds": dict(result.thresholds),
         "positive_fraction": dict(result.positive_fraction),
         "skipped_unlabelled": list(skipped),
@@ -203,3 +205,7 @@ def label_store(
         skipped_unlabelled=skipped,
         frames_per_s=n_frames / max(predict_s, 1e-9),
     )
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]

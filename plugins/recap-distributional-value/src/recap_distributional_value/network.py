@@ -48,6 +48,9 @@ class ConvMLPConfig(ValueNetworkConfig):
         hidden: width of the head MLP.
         depth: hidden layers of the head MLP.
         dropout: dropout in the head MLP.
+        min_std: floor on the standard deviation that standardises state and environment state (raw units):
+            a dimension that barely moved in the data (std 0.005 rad) would otherwise turn a small deviation of
+            the robot's own rollouts into a huge input.
     """
 
     cameras: tuple[str, ...] | None = None
@@ -63,6 +66,7 @@ class ConvMLPConfig(ValueNetworkConfig):
     hidden: int = 256
     depth: int = 2
     dropout: float = 0.0
+    min_std: float = attrs.field(default=0.01, validator=attrs.validators.gt(0.0))
 
     def __attrs_post_init__(self) -> None:
         if self.task_embedding == "table" and not self.tasks:
@@ -138,11 +142,13 @@ class ConvEncoder(nn.Module):
 class VectorEncoder(nn.Module):
     """Standardised vector -> features; the statistics are buffers so checkpoints carry them."""
 
-    def __init__(self, dim: int, features: int, stats: NormStats | None, key: str) -> None:
+    def __init__(
+        self, dim: int, features: int, stats: NormStats | None, key: str, min_std: float = 1e-6
+    ) -> None:
         super().__init__()
         has = stats is not None and key in stats
         self.register_buffer("mean", stats[key].mean.clone() if has else torch.zeros(dim))
-        self.register_buffer("std", stats[key].std.clamp_min(1e-6).clone() if has else torch.ones(dim))
+        self.register_buffer("std", stats[key].std.clamp_min(min_std).clone() if has else torch.ones(dim))
         self.key = key
         self.net = nn.Sequential(
             nn.Linear(dim, features), nn.GELU(), nn.Linear(features, features), nn.GELU()
@@ -172,10 +178,14 @@ class ConvMLPValueNet(nn.Module):
         self.images = nn.ModuleDict(
             {c: ConvEncoder(spec.camera(c).height, spec.camera(c).width, config) for c in cams}
         )
-        self.state = VectorEncoder(spec.state_dim, config.state_features, stats, keys.STATE)
+        self.state = VectorEncoder(
+            spec.state_dim, config.state_features, stats, keys.STATE, config.min_std
+        )
         self.env_state = None
         if config.use_env_state and spec.env_state_dim > 0:
-            self.env_state = VectorEncoder(spec.env_state_dim, config.state_features, stats, keys.ENV_STATE)
+            self.env_state = VectorEncoder(
+                spec.env_state_dim, config.state_features, stats, keys.ENV_STATE, config.min_std
+            )
         self.task = TaskEmbedding(config)
         width = len(cams) * config.image_features + config.state_features * (2 if self.env_state else 1)
         width += config.task_features
