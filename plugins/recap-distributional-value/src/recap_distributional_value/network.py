@@ -178,9 +178,7 @@ class ConvMLPValueNet(nn.Module):
         self.images = nn.ModuleDict(
             {c: ConvEncoder(spec.camera(c).height, spec.camera(c).width, config) for c in cams}
         )
-        self.state = VectorEncoder(
-            spec.state_dim, config.state_features, stats, keys.STATE, config.min_std
-        )
+        self.state = VectorEncoder(spec.state_dim, config.state_features, stats, keys.STATE, config.min_std)
         self.env_state = None
         if config.use_env_state and spec.env_state_dim > 0:
             self.env_state = VectorEncoder(
