@@ -53,3 +53,21 @@ def test_nstep_keeps_wasted_steps_of_a_doomed_episode_negative():
     a = rl.nstep_advantages(r, v, torch.tensor([8]), lookahead=2)
     assert torch.allclose(a[0, :6], torch.full((6,), -0.2), atol=1e-6)
     assert torch.allclose(a[0, 6:], torch.zeros(2))  # the window reaches the failure: clip(R, -1) - V = 0
+
+
+def test_nstep_end_of_a_failure_is_a_lost_state_where_time_still_costs():
+    # Same doomed failure; with outcomes given, the last N steps bootstrap from the lost state (-1) after
+    # N steps of time: target -0.2 - 1 = -1.2, A = -0.2, like the wasted steps before them (not 0 above them).
+    r = _norm_rewards([8], [False], 10, 10)
+    v = torch.full((1, 8), -1.0)
+    a = rl.nstep_advantages(
+        r, v, torch.tensor([8]), lookahead=2, success=torch.tensor([False]), max_length=10
+    )
+    assert torch.allclose(a[0], torch.full((8,), -0.2), atol=1e-6)
+    # a success keeps its Monte-Carlo fallback
+    r = _norm_rewards([5], [True], 10, 10)
+    v = torch.tensor([[0.0, -0.05, -0.10, -0.15, -0.20]])
+    a = rl.nstep_advantages(r, v, torch.tensor([5]), lookahead=2, success=torch.tensor([True]), max_length=10)
+    assert torch.allclose(a, torch.tensor([[-0.30, -0.30, -0.30, 0.05, 0.20]]), atol=1e-6)
+    with pytest.raises(ValueError, match="together"):
+        rl.nstep_advantages(r, v, torch.tensor([5]), lookahead=2, success=torch.tensor([True]))

@@ -90,7 +90,7 @@ class RecapLabeler:
         rewards = rl.episode_rewards_batched(lengths, success, c_fail) / max_len
         returns = rl.normalized_mc_returns_batched(lengths, success, max_len, c_fail)
         if cfg.mode == "nstep":
-            adv = rl.nstep_advantages(rewards, values, lengths, cfg.lookahead)
+            adv = rl.nstep_advantages(rewards, values, lengths, cfg.lookahead, success, max_len)
         else:
             adv = rl.mc_advantages(returns, values, lengths)
         mask = rl.valid_mask(lengths, values.shape[1])

@@ -16,6 +16,8 @@ def nstep_advantages(
     values: torch.Tensor,
     lengths: torch.Tensor,
     lookahead: int = 50,
+    success: torch.Tensor | None = None,
+    max_length: int | None = None,
 ) -> torch.Tensor:
     """Fine-tuning advantage, n-step with Monte-Carlo fallback near the end:
 
@@ -26,11 +28,18 @@ def nstep_advantages(
     would give every step of a doomed episode (V = -1 before and after) the same A = 0, a tie that a
     percentile threshold then splits at random; unclipped, such steps keep A = -N / L like any wasted step.
 
+    With ``success`` given, a window that reaches the end of a *failed* episode does not fall back to the
+    clipped return (which, against a value that cannot go below -1, gives the last N steps of every failure
+    A = -1 - V ~ 0, above the steps before them): the failure is an absorbing "lost" state where time still
+    costs, so the target is -N/L - 1 and those steps get A = -N/L - 1 - V <= -N/L.
+
     Args:
         rewards: normalised rewards r_t / L ``[N, T_max]`` (0 in padding).
         values: V(o_t) ``[N, T_max]``.
         lengths: int ``[N]``.
         lookahead: N >= 1.
+        success: bool ``[N]`` episode outcomes (optional; see above), given with ``max_length``.
+        max_length: L, the task's normalising length (the rewards are r / L).
 
     Returns:
         float ``[N, T_max]`` advantages, 0 in padding.
@@ -49,7 +58,15 @@ def nstep_advantages(
     t = torch.arange(t_max, device=values.device)[None, :]
     bootstrap = (t + lookahead) < lengths[:, None]
     window = (ret - ret_ahead).clamp(-1.0, 0.0)
-    target = torch.where(bootstrap, window + val_ahead, ret.clamp(-1.0, 0.0))
+    fallback = ret.clamp(-1.0, 0.0)
+    if (success is None) != (max_length is None):
+        raise ValueError("give success and max_length together (the lost-state target needs both)")
+    if success is not None:
+        if success.shape != lengths.shape:
+            raise ValueError(f"success must have shape {tuple(lengths.shape)}, got {tuple(success.shape)}")
+        lost = torch.full_like(fallback, -1.0 - lookahead / max_length)
+        fallback = torch.where(success.to(values.device).bool()[:, None], fallback, lost)
+    target = torch.where(bootstrap, window + val_ahead, fallback)
     return (target - values) * mask
 
 
