@@ -1,10 +1,12 @@
 """Compare policy extractors on the same data and seeds (the paper's Fig. 7-style comparison, in simulation).
 
-Runs the loop preset once (demonstrations -> pre-training -> SFT -> one iteration of collection, value
-fine-tuning and relabelling -> Recap), then trains AWR and PPO from the same pre-trained policy on the same
-data and labels, and evaluates every arm on the same fixed seeds:
+Runs the loop preset once (demonstrations -> pre-training -> SFT -> ``--iterations`` rounds of collection,
+value fine-tuning and relabelling -> Recap), then trains AWR and PPO from the same pre-trained policy on the
+last iteration's data and labels, and evaluates every arm on the same fixed seeds:
 
     SFT | Recap (beta = 1) | Recap + CFG (beta sweep, same weights) | AWR | PPO
+
+and, for reference, the advantage-conditioned pre-trained policy (sampled with I = 1) the SFT stage starts from.
 
 It also reports the targeted failure mode of the flawed demonstrator: the grasp that looks fine and drops the
 cube after the hand-over ("late failure": the episode reached stage 4, the hand-over touch, but not the strict
@@ -51,6 +53,9 @@ def main() -> int:
     ap.add_argument("--eval-episodes", type=int, default=100)
     ap.add_argument("--guidance", type=float, nargs="*", default=[1.5, 2.0, 2.5])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--iterations", type=int, default=2, help="Recap iterations; AWR and PPO use the last one's data"
+    )
     args = ap.parse_args()
     reg = get_registry()
     started = time.perf_counter()
@@ -58,22 +63,27 @@ def main() -> int:
     cfg = attrs.evolve(
         base,
         out=args.out / "loop",
-        iterations=1,
+        iterations=args.iterations,
         collect=attrs.evolve(base.collect, eval_episodes=args.eval_episodes, workers=args.workers),
     )
     loop = run_loop(cfg, reg)
     runner = StageRunner(args.out / "arms")
     pi_pre = loop.run_dir / "stages" / "policy-pretrain" / POLICY_DIR
-    label_set = loop.summaries["label-1"]["label_set"]
+    last = args.iterations
+    label_set = loop.summaries[f"label-{last}"]["label_set"]
     from recap.data import EpisodeStore
 
     store = EpisodeStore.open(loop.run_dir / STORE)
     task_eps = store.episodes(task=cfg.task)
+    runner.run("eval-pretrained", lambda d: experience.evaluate(cfg, pi_pre, d, reg, "pre-trained (I = 1)"))
     arms: dict[str, Path] = {
         "SFT": loop.run_dir / "stages" / "eval-0",
-        "Recap (beta=1)": loop.run_dir / "stages" / "eval-1",
+        "pre-trained, before SFT (I = 1)": runner.dir("eval-pretrained"),
+        **{
+            f"Recap iteration {k} (beta=1)": loop.run_dir / "stages" / f"eval-{k}" for k in range(1, last + 1)
+        },
     }
-    recap_policy = loop.run_dir / "stages" / "policy-1" / POLICY_DIR
+    recap_policy = loop.run_dir / "stages" / f"policy-{last}" / POLICY_DIR
     for beta in args.guidance:
         name = f"cfg-{beta:g}"
         runner.run(
@@ -82,7 +92,7 @@ def main() -> int:
                 cfg, recap_policy, d, reg, f"Recap CFG beta={b:g}", guidance=b
             ),
         )
-        arms[f"Recap CFG (beta={beta:g})"] = runner.dir(name)
+        arms[f"Recap iteration {last}, CFG (beta={beta:g})"] = runner.dir(name)
     for arm, extractor in (("AWR", {"name": "awr"}), ("PPO", {"name": "ppo"})):
         ext = _extractor(extractor, reg)
         key = arm.lower()
@@ -124,7 +134,9 @@ def main() -> int:
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
         "date": str(date.today()),
         "wall_s": round(time.perf_counter() - started),
-        "command": f"python benchmarks/extractors.py --preset {args.preset} --out {args.out} --eval-episodes {args.eval_episodes}",
+        "iterations": last,
+        "command": f"python benchmarks/extractors.py --preset {args.preset} --out {args.out} "
+        f"--eval-episodes {args.eval_episodes} --iterations {last}",
     }
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "arms": results}, indent=2))
     md = table(results, meta)
