@@ -58,6 +58,8 @@ def test_cameras_render_different_views():
         dict(cameras=("cam_top",)),
         dict(cameras=("cam_high", "cam_high")),
         dict(time_limit=0),
+        dict(max_step_rad=0.0),
+        dict(max_gripper_step=-1.0),
     ],
 )
 def test_bad_config_is_refused(kwargs):
@@ -135,9 +137,17 @@ def test_goals_beyond_joint_limits_are_clamped_and_recorded_as_executed():
         def resync(self):
             pass
 
-    with AlohaSimBackend(AlohaSimConfig(cameras=(), time_limit=3)) as backend:
+    unlimited = AlohaSimConfig(cameras=(), time_limit=3, max_step_rad=None, max_gripper_step=None)
+    with AlohaSimBackend(unlimited) as backend:
         record = run_episode(backend, Wild(), task="transfer_cube", seed=0, time_limit=3)
         lo, hi = backend.model.actuator_ctrlrange[5]
     executed = record.steps["action"]
     assert torch.allclose(executed[:, 5], torch.full((3,), float(hi)), atol=1e-5)
     assert (executed[:, 6] <= 1.0).all() and (executed[:, 6] > 0.9).all()
+
+    # with the default per-tick limit (as on the hardware) the same goals are approached 0.1 rad per tick
+    with AlohaSimBackend(AlohaSimConfig(cameras=(), time_limit=3)) as backend:
+        start = backend.reset("transfer_cube", 0)[keys.STATE][5]
+        record = run_episode(backend, Wild(), task="transfer_cube", seed=0, time_limit=3)
+    wrist = record.steps["action"][:, 5]
+    assert torch.allclose(wrist, start + 0.1 * torch.arange(1, 4), atol=1e-5)

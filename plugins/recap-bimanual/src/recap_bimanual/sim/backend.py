@@ -28,6 +28,7 @@ from recap.data import keys
 from recap.data.spec import ALOHA_CAMERAS, RobotSpec, aloha_spec
 from recap.errors import ConfigError, SchemaError
 from recap.protocols import StepResult
+from recap_bimanual.hardware.safety import limit_step
 from recap_bimanual.sim import scenes
 from recap_bimanual.sim.rules import SUBTASKS, ContactRules
 
@@ -54,6 +55,11 @@ class AlohaSimConfig(BackendConfig):
         success_hold_steps: consecutive steps the strict success condition must hold.
         antialias: render with 4x multi-sampling (slower).
         shadows: render shadows (slower).
+        max_step_rad, max_gripper_step: largest goal change per control tick (joints in rad, grippers in 0..1),
+            as the hardware driver enforces; None turns a limit off. A policy far from its data can command
+            jumps of several radians per tick, which the driver refuses on the robot and which in MuJoCo blew
+            up the contacts (gripper openings of 7.5 were recorded). The scripted demonstrator moves at most
+            0.07 rad and 0.12 gripper units per tick.
     """
 
     task: str = attrs.field(default="transfer_cube", validator=lambda i, a, v: scenes.check_task(v))
@@ -65,8 +71,14 @@ class AlohaSimConfig(BackendConfig):
     success_hold_steps: int = 10
     antialias: bool = False
     shadows: bool = False
+    max_step_rad: float | None = 0.1
+    max_gripper_step: float | None = 0.2
 
     def __attrs_post_init__(self) -> None:
+        for name in ("max_step_rad", "max_gripper_step"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive (or None for no limit), got {value}")
         if (
             self.image_height <= 0
             or self.image_width <= 0
@@ -115,6 +127,11 @@ class AlohaSimBackend:
         self._stage = 0
         self._closed = False
         self._started = False
+        self._max_step = None
+        if config.max_step_rad is not None or config.max_gripper_step is not None:
+            arm = np.full(7, np.inf if config.max_step_rad is None else config.max_step_rad)
+            arm[6] = np.inf if config.max_gripper_step is None else config.max_gripper_step
+            self._max_step = np.concatenate([arm, arm])
 
     # -- protocol -------------------------------------------------------------------------------------------
     def reset(self, task: str, seed: int | None = None) -> TensorDict:
@@ -144,7 +161,10 @@ class AlohaSimBackend:
                 f"action must be a finite tensor of shape ({self.spec.action_dim},) in the ALOHA layout "
                 f"(joints in rad, grippers 0..1); got shape {tuple(a.shape)}"
             )
-        # Goals beyond the joint limits are clamped, as the hardware driver does; the record keeps what ran.
+        # Like the hardware driver: goals move at most max_step per tick and stay inside the joint limits;
+        # the record keeps what ran.
+        if self._max_step is not None:
+            a, _ = limit_step(a, self.action_of_controls(self.data.ctrl), self._max_step)
         lo, hi = self.model.actuator_ctrlrange[:, 0], self.model.actuator_ctrlrange[:, 1]
         ctrl = np.clip(self.joint_controls(a), lo, hi)
         self.data.ctrl[:] = ctrl
