@@ -40,27 +40,23 @@ FLAWED_DEMONSTRATOR = {
     "bad_grasp_yaw": 20.0,
 }
 
+SIM_BACKEND: dict[str, Any] = {
+    "name": "aloha-sim",
+    "task": "transfer_cube",
+    "cameras": ["cam_high"],
+    "image_height": 48,
+    "image_width": 64,
+    "privileged_state": True,
+    "time_limit": 400,
+}
+
 DEMO: dict[str, Any] = {
     "out": "runs/demo",
     "task": "transfer_cube",
     "iterations": 1,
-    "backend": {
-        "name": "aloha-sim",
-        "task": "transfer_cube",
-        "cameras": ["cam_high"],
-        "image_height": 48,
-        "image_width": 64,
-        "privileged_state": True,
-        "time_limit": 400,
-    },
+    "backend": SIM_BACKEND,
     # evaluation records nothing and the policy reads no camera: skip rendering (about 4x faster episodes)
-    "eval_backend": {
-        "name": "aloha-sim",
-        "task": "transfer_cube",
-        "cameras": [],
-        "privileged_state": True,
-        "time_limit": 400,
-    },
+    "eval_backend": {**SIM_BACKEND, "cameras": []},
     "demonstrator": FLAWED_DEMONSTRATOR,
     "expert": {"name": "scripted-expert"},
     # min_std 0.05: the left waist moves 0.005 rad (std) in the demonstrations; floored, the robot's own

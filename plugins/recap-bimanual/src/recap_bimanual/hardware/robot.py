@@ -36,6 +36,7 @@ from recap_bimanual.hardware.safety import (
     limit_step,
     restore_scheduling,
     set_realtime_priority,
+    step_limits,
 )
 
 ARMS = ("left", "right")
@@ -88,9 +89,7 @@ class AlohaHardware:
             if console is not None
             else OperatorConsole(make_source(s) for s in config.operator_inputs)
         )
-        step = np.full(7, config.max_step_rad)
-        step[6] = config.max_gripper_step
-        self._max_step = np.concatenate([step, step])
+        self._max_step = step_limits(config.max_step_rad, config.max_gripper_step)
         self.clock = LoopClock(config.fps)
         self.watchdog = Watchdog(config.watchdog_s, self._hold_on_watchdog)
         self._lock = threading.RLock()

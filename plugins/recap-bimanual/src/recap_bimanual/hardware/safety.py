@@ -20,6 +20,13 @@ import numpy as np
 from recap.errors import ConfigError
 
 
+def step_limits(max_step_rad: float | None, max_gripper_step: float | None) -> np.ndarray:
+    """Per-element goal-change limits of the 14-D bimanual action (None: unlimited)."""
+    arm = np.full(7, np.inf if max_step_rad is None else max_step_rad)
+    arm[6] = np.inf if max_gripper_step is None else max_gripper_step
+    return np.concatenate([arm, arm])
+
+
 def limit_step(target: np.ndarray, previous: np.ndarray, max_step: np.ndarray) -> tuple[np.ndarray, bool]:
     """Move from ``previous`` towards ``target`` by at most ``max_step`` per element; also say whether it clipped."""
     delta = np.clip(target - previous, -max_step, max_step)

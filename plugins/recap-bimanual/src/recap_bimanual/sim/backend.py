@@ -28,7 +28,7 @@ from recap.data import keys
 from recap.data.spec import ALOHA_CAMERAS, RobotSpec, aloha_spec
 from recap.errors import ConfigError, SchemaError
 from recap.protocols import StepResult
-from recap_bimanual.hardware.safety import limit_step
+from recap_bimanual.hardware.safety import limit_step, step_limits
 from recap_bimanual.sim import scenes
 from recap_bimanual.sim.rules import SUBTASKS, ContactRules
 
@@ -127,11 +127,8 @@ class AlohaSimBackend:
         self._stage = 0
         self._closed = False
         self._started = False
-        self._max_step = None
-        if config.max_step_rad is not None or config.max_gripper_step is not None:
-            arm = np.full(7, np.inf if config.max_step_rad is None else config.max_step_rad)
-            arm[6] = np.inf if config.max_gripper_step is None else config.max_gripper_step
-            self._max_step = np.concatenate([arm, arm])
+        limited = config.max_step_rad is not None or config.max_gripper_step is not None
+        self._max_step = step_limits(config.max_step_rad, config.max_gripper_step) if limited else None
 
     # -- protocol -------------------------------------------------------------------------------------------
     def reset(self, task: str, seed: int | None = None) -> TensorDict:
