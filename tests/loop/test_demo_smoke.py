@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,3 +92,15 @@ def test_smoke_demo_resumes_after_kill_and_reports(tmp_path):
     for stage in ("value-pretrain", "policy-pretrain", "value-1", "policy-1"):
         metrics = json.loads((out / "stages" / stage / "summary.json").read_text())["metrics"]
         assert math.isfinite(metrics["loss"]), stage
+
+    # a moved run directory resumes: the next iteration re-runs from the moved SFT policy, not a recorded path
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    for stage in ("collect-1", "value-1", "label-1", "policy-1", "eval-1"):
+        shutil.rmtree(moved / "stages" / stage)
+    again = subprocess.run(_recap("loop", "smoke", "--out", str(moved), *TINY), env=_env(),
+                           capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "[sft] done earlier, skipping" in again.stdout
+    collect = json.loads((moved / "stages" / "collect-1" / "summary.json").read_text())
+    assert Path(collect["policy"]) == moved / "stages" / "sft" / "policy"

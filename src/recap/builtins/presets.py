@@ -28,9 +28,9 @@ def _trainer(steps: int, lr: float = 1e-3, warmup: int = 200, checkpoint_every: 
     }
 
 
-#: The flawed demonstrator: pauses in a third of the episodes, and in half of them a grasp rolled about the
-#: gripper axis that lifts and hands the cube over, then drops it (the paper's credit-assignment case; about
-#: 50% strict success over 12 seeds here, see docs/sim.md for the calibration of each flaw).
+#: The flawed demonstrator: a 40-step pause before each keyframe with probability 0.35, and in half of the
+#: episodes a grasp rolled about the gripper axis that lifts and hands the cube over, then drops it (the paper's
+#: credit-assignment case; about 50% strict success over 12 seeds here, see docs/sim.md for each flaw).
 FLAWED_DEMONSTRATOR = {
     "name": "scripted",
     "hesitation_prob": 0.35,
@@ -81,13 +81,16 @@ DEMO: dict[str, Any] = {
         },
     },
     "pretrain_labeler": {"name": "recap", "mode": "monte_carlo", "positive_fraction": 0.3},
-    "finetune_labeler": {"name": "recap", "mode": "nstep", "lookahead": 50, "positive_fraction": 0.4},
+    # lookahead 10 < the 40-step pauses: a paused step's window then holds no progress and it is labelled
+    # negative; 25% positive because most fine-tuning steps come from failed rollouts (docs/results.md)
+    "finetune_labeler": {"name": "recap", "mode": "nstep", "lookahead": 10, "positive_fraction": 0.25},
     "extractor": {"name": "advantage-conditioning", "dropout": 0.3},
     "sft_extractor": {"name": "advantage-conditioning", "sft": True},
     "collect": {
         "demos": 60,
         "episodes_per_iteration": 60,
-        "intervention_share": 0.25,
+        # half the episodes watched by the expert: its corrections are the good data where the policy stalls
+        "intervention_share": 0.5,
         "eval_episodes": 100,
         "chunk_execute": 10,
         "time_limit": 400,

@@ -68,6 +68,39 @@ def test_expert_takes_over_when_nothing_happens(cube):
     )
 
 
+def test_expert_finishes_a_hand_over_that_stalls(cube):
+    class StallsAfterLift:
+        """The flawless demonstrator until the cube is carried, then it holds its pose forever."""
+
+        def __init__(self):
+            self.demo = ScriptedDemonstrator(None, cube)
+            self.frozen = None
+
+        def reset(self, task, seed):
+            self.demo.reset(task, seed)
+            self.frozen = None
+
+        def act(self, obs):
+            if self.frozen is None:
+                action = self.demo.act(obs)
+                if cube.object_poses()[2] > 0.15:
+                    self.frozen = action  # keep commanding the grip that holds the cube
+                return action
+            return self.frozen
+
+    expert = ScriptedExpert(ScriptedExpertConfig(no_progress_steps=40), cube)
+    record = run_episode(
+        cube, StallsAfterLift(), task="transfer_cube", seed=1, teleoperator=expert, time_limit=400
+    )
+    assert expert.reasons == ["no_progress"]
+    # the takeover hands the cube over instead of re-grasping it: the episode ends in a strict success
+    assert (
+        record.success is True
+        and record.source == "correction"
+        and record.steps.get(keys.IS_INTERVENTION)[-1]
+    )
+
+
 def test_bad_expert_config_is_refused():
     with pytest.raises(ConfigError):
         ScriptedExpertConfig(no_progress_steps=0)

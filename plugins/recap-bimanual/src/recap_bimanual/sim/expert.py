@@ -5,14 +5,17 @@ It reads privileged state (object poses, contacts) every tick and takes over whe
 - ``bad_grasp``: the right gripper carries the cube lifted with the cube's faces turned more than
   ``bad_grasp_deg`` away from the finger axis (such grasps survive the lift, then the hand-over fails);
 - ``dropped``: the object lies on the table (5 ticks), held by no gripper, after it had been carried;
-- ``no_progress``: for ``no_progress_steps`` ticks the scene's stage has not advanced and no object has moved
-  by 2 cm.
+- ``no_progress``: for ``no_progress_steps`` ticks the scene's stage has not advanced, no object has moved by 2 cm
+  and no gripper has come 2 cm closer to the object (a slow reach is not a stall).
 
-Recovery is the flawless demonstrator planned from the current state: put a badly held cube back down, grasp it
-again correctly and lift it. Control is handed back once the recovery plan has run and the right gripper holds
-the cube again; the actor then resumes from there. Only transfer cube is supported: for insertion the expert
-refuses to be built (re-grasping the peg while the left arm holds the socket knocked the socket over in every
-trial here).
+Recovery is the flawless demonstrator planned from the current state. A bad grasp or a drop is repaired: put a
+badly held cube back down, grasp it again correctly and lift it; control is handed back once the right gripper
+holds the cube again and the actor resumes from there. A stall is resolved by finishing the task from where it
+stands (the hand-over if the right gripper carries the cube, else pick and hand-over): the stalled state is where
+the policy lacks good data, so that is where the correction is worth recording.
+
+Only transfer cube is supported: for insertion the expert refuses to be built (re-grasping the peg while the left
+arm holds the socket knocked the socket over in every trial here).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from recap_bimanual.sim.demonstrator import ScriptedDemonstrator, ScriptedDemons
 
 LIFTED_Z = 0.06
 SUPPORTED_TASKS = ("transfer_cube",)
-PROGRESS_MOVE = 0.02  # m an object must move for the watch to count it as progress
+PROGRESS_MOVE = 0.02  # m an object, or a gripper towards it, must move for the watch to count it as progress
 
 
 @attrs.frozen
@@ -44,7 +47,7 @@ class ScriptedExpertConfig(TeleoperatorConfig):
     """
 
     bad_grasp_deg: float = 20.0
-    no_progress_steps: int = 150
+    no_progress_steps: int = 100
     max_interventions: int = 2
 
     def __attrs_post_init__(self) -> None:
@@ -71,7 +74,10 @@ class ScriptedExpert:
         self.config = config or ScriptedExpertConfig()
         self.backend = backend
         self.recovery = ScriptedDemonstrator(ScriptedDemonstratorConfig(), backend)
-        self._gripper_body = backend.model.body("vx300s_right/gripper_link").id
+        self._gripper_bodies = [
+            backend.model.body(f"vx300s_{side}/gripper_link").id for side in ("left", "right")
+        ]
+        self._gripper_body = self._gripper_bodies[1]  # the right gripper carries the cube
         self.reasons: list[str] = []
         self._reset_watch()
 
@@ -83,6 +89,7 @@ class ScriptedExpert:
         self._tick = 0
         self._dropped_for = 0
         self._mark: np.ndarray | None = None
+        self._reach_mark: np.ndarray | None = None
         self.reasons = []
 
     # -- Teleoperator ------------------------------------------------------------------------------------------
@@ -95,14 +102,18 @@ class ScriptedExpert:
         self._tick += 1
         stage = self.backend.stage
         positions = self._object_positions()
+        reach = self._gripper_distances(positions[0])
         moved = self._mark is None or float(np.abs(positions - self._mark).max()) > PROGRESS_MOVE
-        if stage > self._best_stage or moved:  # progress: a new stage, or the objects are being moved
-            self._best_stage, self._best_at, self._mark = max(stage, self._best_stage), self._tick, positions
+        closer = self._reach_mark is None or bool((reach < self._reach_mark - PROGRESS_MOVE).any())
+        # progress: a new stage, objects being moved, or a gripper closing in on the object
+        if stage > self._best_stage or moved or closer:
+            self._best_stage, self._best_at = max(stage, self._best_stage), self._tick
+            self._mark, self._reach_mark = positions, reach
         # "lifted" means really carried (4 cm above resting), not a brief stage-2 flicker while closing
         self._lifted = self._lifted or self.backend.object_poses()[2] > LIFTED_Z
         if self._active:
             if self.recovery.finished:
-                if self._recovered():
+                if self._holds_off_table():
                     self._active = False
                     self._best_at = self._tick  # progress clock restarts at hand-back
                     return None
@@ -122,6 +133,10 @@ class ScriptedExpert:
     def _object_positions(self) -> np.ndarray:
         poses = self.backend.object_poses().reshape(-1, 7)
         return poses[:, :3].copy()
+
+    def _gripper_distances(self, target: np.ndarray) -> np.ndarray:
+        """Distance (m) from each gripper (left, right) to ``target``."""
+        return np.linalg.norm(self.backend.data.xpos[self._gripper_bodies] - target, axis=1)
 
     # -- watching ----------------------------------------------------------------------------------------------
     def _touching(self) -> set[int]:
@@ -153,14 +168,16 @@ class ScriptedExpert:
             return "no_progress"
         return None
 
-    def _recovered(self) -> bool:
+    def _holds_off_table(self, side: str = "either") -> bool:
         rules = self.backend.rules
         touching = self._touching()
-        return bool(touching & rules.right_fingers) and rules.table not in touching
+        fingers = {"right": rules.right_fingers, "either": rules.right_fingers | rules.left_fingers}[side]
+        return bool(touching & fingers) and rules.table not in touching
 
     def _take_over(self, reason: str) -> None:
         self.reasons.append(reason)
         self._active = True
-        touching = self._touching()
-        held = bool(touching & self.backend.rules.right_fingers) and self.backend.rules.table not in touching
-        self.recovery.start_from_state(["place", "pick"] if held else ["pick"])
+        if reason == "no_progress":
+            self.recovery.replan()  # finish the task from here
+        else:
+            self.recovery.start_from_state(["place", "pick"] if self._holds_off_table("right") else ["pick"])
