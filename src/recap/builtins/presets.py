@@ -3,7 +3,7 @@ core never imports a plugin (a missing plugin gives the registry's "no <kind> na
 
 ``demo``  — the embedded default: the simulated transfer cube with a flawed demonstrator (hesitations and
            grasps that fail after the hand-over), the MLP flow policy on state + privileged cube pose, the
-           distributional value, advantage conditioning; one iteration; 27.5 min measured on a 2-core CPU.
+           distributional value, advantage conditioning; one iteration; 25.6 min measured on a 2-core CPU.
 ``smoke`` — the same pipeline with tiny settings (about two minutes); CI runs it.
 """
 
@@ -135,6 +135,6 @@ def _smoke() -> dict[str, Any]:
 @hookimpl
 def register_presets(register) -> None:
     register(
-        "demo", Preset(LoopConfig, DEMO, "Recap on the simulated transfer cube (about 28 min on 2 CPU cores)")
+        "demo", Preset(LoopConfig, DEMO, "Recap on the simulated transfer cube (about 26 min on 2 CPU cores)")
     )
     register("smoke", Preset(LoopConfig, _smoke(), "the demo pipeline with tiny settings (about 2 min)"))
