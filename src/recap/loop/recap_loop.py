@@ -71,7 +71,7 @@ def run_loop(cfg: LoopConfig, registry: Any = None, log=print) -> LoopResult:
     if cfg.sft_extractor is not None:
         sft = stage("sft", lambda d: _sft(cfg, store, d, pi_pre, pre_labels, reg, log))
         # from the run directory, not the recorded path: a moved or copied run directory resumes too
-        pi_current = pi_current if "skipped" in sft else runner.dir("sft") / POLICY_DIR
+        pi_current = pi_pre if "skipped" in sft else runner.dir("sft") / POLICY_DIR
     stage(
         "eval-0",
         lambda d: experience.evaluate(

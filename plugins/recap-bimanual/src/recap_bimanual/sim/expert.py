@@ -77,7 +77,6 @@ class ScriptedExpert:
         self._gripper_bodies = [
             backend.model.body(f"vx300s_{side}/gripper_link").id for side in ("left", "right")
         ]
-        self._gripper_body = self._gripper_bodies[1]  # the right gripper carries the cube
         self.reasons: list[str] = []
         self._reset_watch()
 
@@ -147,7 +146,8 @@ class ScriptedExpert:
         """Angle between the finger-closing axis of the right gripper and the nearest cube face normal."""
         rot = np.empty(9)
         mujoco.mju_quat2Mat(rot, self.backend.object_poses()[3:7])
-        fingers = self.backend.data.xmat[self._gripper_body].reshape(3, 3)[:, 1]
+        right = self._gripper_bodies[1]  # the right gripper carries the cube
+        fingers = self.backend.data.xmat[right].reshape(3, 3)[:, 1]
         cosine = float(np.max(np.abs(rot.reshape(3, 3).T @ fingers)))
         return float(np.degrees(np.arccos(np.clip(cosine, 0.0, 1.0))))
 
@@ -168,10 +168,10 @@ class ScriptedExpert:
             return "no_progress"
         return None
 
-    def _holds_off_table(self, side: str = "either") -> bool:
+    def _holds_off_table(self, right_only: bool = False) -> bool:
         rules = self.backend.rules
         touching = self._touching()
-        fingers = {"right": rules.right_fingers, "either": rules.right_fingers | rules.left_fingers}[side]
+        fingers = rules.right_fingers if right_only else rules.right_fingers | rules.left_fingers
         return bool(touching & fingers) and rules.table not in touching
 
     def _take_over(self, reason: str) -> None:
@@ -180,4 +180,6 @@ class ScriptedExpert:
         if reason == "no_progress":
             self.recovery.replan()  # finish the task from here
         else:
-            self.recovery.start_from_state(["place", "pick"] if self._holds_off_table("right") else ["pick"])
+            self.recovery.start_from_state(
+                ["place", "pick"] if self._holds_off_table(right_only=True) else ["pick"]
+            )
