@@ -8,7 +8,7 @@ SigLIP-So400m-shaped vision tower, an ~860M-parameter action expert, and a ~670M
 from __future__ import annotations
 
 import attrs
-from attrs.validators import ge, gt
+from attrs.validators import ge, gt, in_
 
 from recap.config import PolicyConfig, ValueNetworkConfig
 
@@ -19,6 +19,10 @@ class VisionShape:
 
     ``image_size`` > 0 resizes every frame to a square of that size; 0 keeps the spec's size (cropped down to a
     multiple of ``patch_size``). Tokens per camera = (size / patch_size)^2.
+
+    ``flavour``: ``vit`` (fixed 2D sine-cosine positions, LayerNorm eps 1e-5) or ``siglip`` (SigLIP's learned
+    position table, one row per patch of an ``image_size`` frame, LayerNorm eps 1e-6), the tower of PaliGemma and
+    of pi0 / pi0.5 checkpoints.
     """
 
     width: int = attrs.field(default=64, validator=ge(8))
@@ -27,6 +31,24 @@ class VisionShape:
     mlp_dim: int = attrs.field(default=256, validator=ge(1))
     patch_size: int = attrs.field(default=8, validator=ge(1))
     image_size: int = attrs.field(default=32, validator=ge(0))
+    flavour: str = attrs.field(default="vit", validator=in_(("vit", "siglip")))
+
+    def __attrs_post_init__(self) -> None:
+        if self.flavour == "siglip" and (self.image_size <= 0 or self.image_size % self.patch_size):
+            raise ValueError(
+                f"the siglip flavour learns one position per patch, so image_size must be a positive multiple of "
+                f"patch_size ({self.patch_size}); got {self.image_size}"
+            )
+
+    @property
+    def layer_norm_eps(self) -> float:
+        return 1e-6 if self.flavour == "siglip" else 1e-5
+
+
+#: Decoder flavours: ``gemma`` is Gemma 1 (PaliGemma, the pi0 / pi0.5 backbone and expert): RMSNorm scaling by
+#: ``1 + w``, embeddings times sqrt(width), GELU(tanh) GeGLU MLP, pre-attention and pre-MLP norms only. A Gemma 3
+#: decoder (q/k norms, post-sublayer norms, local/global attention) is a second entry beside it.
+DECODER_FLAVOURS = ("gemma",)
 
 
 @attrs.frozen
@@ -40,6 +62,8 @@ class DecoderShape:
     head_dim: int = attrs.field(default=32, validator=ge(2))
     mlp_dim: int = attrs.field(default=512, validator=ge(1))
     rope_theta: float = attrs.field(default=10_000.0, validator=gt(0.0))
+    norm_eps: float = attrs.field(default=1e-6, validator=gt(0.0))
+    flavour: str = attrs.field(default="gemma", validator=in_(DECODER_FLAVOURS))
 
     def __attrs_post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -52,10 +76,15 @@ class DecoderShape:
 
 @attrs.frozen
 class ExpertShape:
-    """Action expert: one layer per backbone layer with the backbone's head layout, its own (smaller) width."""
+    """Action expert: one layer per backbone layer with the backbone's head layout, its own (smaller) width.
+
+    ``time_conditioning``: ``adarms`` (pi0.5: the flow-time embedding goes through ``time_mlp`` and modulates every
+    norm of the expert) or ``concat`` (pi0: each action token is ``mlp([action, time])``, plain norms).
+    """
 
     width: int = attrs.field(default=64, validator=ge(8))
     mlp_dim: int = attrs.field(default=256, validator=ge(1))
+    time_conditioning: str = attrs.field(default="adarms", validator=in_(("adarms", "concat")))
 
 
 @attrs.frozen
@@ -76,7 +105,16 @@ class Pi06Config(PolicyConfig):
         noise_scale: initial-noise scale when sampling; 0 is deterministic (DESIGN.md section 8).
         uses_env_state: feed ``observation.environment_state`` as one token when the spec has it.
         kv_cache: encode the prefix once into a KV cache when sampling (False re-runs the decoder every step).
-        text_tokenizer_path: a local HF ``tokenizers`` JSON file to use instead of fitting one.
+        text_tokenizer_path: a local HF ``tokenizers`` JSON file (or a SentencePiece ``.model``) to use instead
+            of fitting one.
+        state_input: how the robot state enters: ``bins`` (one token per dimension from its own vocabulary rows,
+            after ``Task: <task>. State:``), ``text`` (pi0.5: the bin numbers written as text in
+            ``Task: <task>, State: <bins>;\nAction: ``) or ``token`` (pi0: one continuous token, ``state_proj``
+            of the state, first in the expert's sequence; the prompt is ``<task>\n``).
+        action_pad_dim: 0, or the width actions and state are zero-padded to (32 for pi0 / pi0.5 checkpoints);
+            the expert works in the padded space and sampled actions are cut back to the spec's dimension.
+        normalization: ``mean_std`` (with a 1e-6 floor on the std) or ``quantile`` (pi0.5: the 1st and 99th
+            percentiles map to -1 and 1) for actions, state and env state.
     """
 
     vision: VisionShape = VisionShape()
@@ -95,6 +133,9 @@ class Pi06Config(PolicyConfig):
     uses_env_state: bool = True
     kv_cache: bool = True
     text_tokenizer_path: str = ""
+    state_input: str = attrs.field(default="bins", validator=in_(("bins", "text", "token")))
+    action_pad_dim: int = attrs.field(default=0, validator=ge(0))
+    normalization: str = attrs.field(default="mean_std", validator=in_(("mean_std", "quantile")))
 
 
 @attrs.frozen

@@ -65,11 +65,17 @@ class Pi06Policy(nn.Module):
             max_prompt_tokens=config.max_prompt_tokens,
             uses_env_state=config.uses_env_state,
             text_tokenizer_path=config.text_tokenizer_path,
+            state_input=config.state_input,
+            state_pad_dim=config.action_pad_dim,
+            normalization=config.normalization,
         )
         self.fast = FastTokenizer(
             config.chunk_size, spec.action_dim, config.fast_vocab_size, config.fast_scale
         )
-        self.expert = ActionExpert(config.backbone, config.expert, spec.action_dim)
+        #: the expert's action width: the spec's, or the checkpoint's padded width (pi0 / pi0.5: 32)
+        self.flow_dim = max(config.action_pad_dim, spec.action_dim)
+        state_token = self.trunk.state_pad_dim if config.state_input == "token" else 0
+        self.expert = ActionExpert(config.backbone, config.expert, self.flow_dim, state_dim=state_token)
         self.fast_offset = config.text_vocab_size + config.state_bins
 
     # -- data-fitted parts ------------------------------------------------------------------------------------
@@ -93,7 +99,7 @@ class Pi06Policy(nn.Module):
                 stacklevel=2,
             )
         return {
-            "text_vocab": float(self.trunk.text.tok.get_vocab_size()),
+            "text_vocab": float(self.trunk.text.size()),
             "fast_vocab": float(self.fast.tok.get_vocab_size()),
             "fast_tokens_per_chunk": float(lengths.mean()),
         }
@@ -192,23 +198,31 @@ class Pi06Policy(nn.Module):
         subtask = self._segment_nll(hidden, tokens, SUBTASK, 0, self.config.text_vocab_size)
         fast = self._segment_nll(hidden, tokens, FAST, self.fast_offset, self.config.fast_vocab_size)
 
+        targets = F.pad(chunks, (0, self.flow_dim - self.action_dim))  # padded dims are zero, as in pi0
         if flow_draws is None:
-            noise = torch.randn_like(chunks)
+            noise = torch.randn_like(targets)
             tau = sample_flow_time(size).to(chunks)
         else:
             noise, tau = flow_draws.get("noise").to(chunks), flow_draws.get("time").to(chunks)
+            noise = F.pad(noise, (0, self.flow_dim - noise.shape[-1]))
         t = tau[:, None, None]
-        x_tau = t * noise + (1.0 - t) * chunks
+        x_tau = t * noise + (1.0 - t) * targets
         context = [(k[:, :, :ctx_width], v[:, :, :ctx_width]) for k, v in cache]
         ctx_valid = tokens.valid[:, :ctx_width]
-        velocity = self.expert(x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1))
-        err = (velocity - (noise - chunks)).square().mean(-1)  # [B, H]
+        velocity = self.expert(
+            x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1), self.expert_state(batch)
+        )
+        err = (velocity - (noise - targets))[..., : self.action_dim].square().mean(-1)  # [B, H], real dims
         if keys.ACTION_IS_PAD in batch:
             valid = (~batch.get(keys.ACTION_IS_PAD).to(err.device)).float()
             flow = (err * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
         else:
             flow = err.mean(-1)
         return TensorDict({"flow": flow, "fast": fast, "subtask": subtask}, batch_size=[size])
+
+    def expert_state(self, obs: TensorDict) -> torch.Tensor | None:
+        """The state token's input for ``state_input = token`` (pi0), else None."""
+        return self.trunk.padded_state(obs) if self.config.state_input == "token" else None
 
     def _segment_nll(
         self, hidden: torch.Tensor, tokens: Tokens, kind: int, offset: int, vocab: int
@@ -231,16 +245,20 @@ class Pi06Policy(nn.Module):
         *,
         generator: torch.Generator | None = None,
         use_cache: bool | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Raw action chunk ``[B, H, A]``: prefix (KV cache), greedy sub-task, indicator, Euler steps, CFG.
 
         ``obs["subtask"]``, when present, is used instead of decoding (run sub-task decoding at a lower rate
-        by passing the last decoded one). See ``recap_pi06.inference``.
+        by passing the last decoded one). ``noise`` ``[B, H, flow_dim]`` replaces the initial draw (it is still
+        scaled by ``noise_scale``). See ``recap_pi06.inference``.
         """
         from recap_pi06.inference import sample_chunk
 
         cache = self.config.kv_cache if use_cache is None else use_cache
-        actions, _ = sample_chunk(self, obs, indicator, guidance, generator=generator, use_cache=cache)
+        actions, _ = sample_chunk(
+            self, obs, indicator, guidance, generator=generator, use_cache=cache, noise=noise
+        )
         return actions
 
     @torch.no_grad()

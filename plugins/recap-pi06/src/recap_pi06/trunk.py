@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tensordict import NonTensorData, NonTensorStack, TensorDict
 from torch import nn
 
@@ -45,11 +46,13 @@ def read_texts(batch: TensorDict, key: str) -> list[str]:
 
 
 class Normalizer(nn.Module):
-    """Dataset statistics as buffers (they travel with the state dict). Mean/std normalisation for state, action
-    and env state; the state tokens discretise ``[q01, q99]`` mapped to ``[-1, 1]`` (pi0.5)."""
+    """Dataset statistics as buffers (they travel with the state dict). ``mean_std`` or ``quantile`` (pi0.5:
+    ``[q01, q99]`` mapped to ``[-1, 1]``) normalisation for state, action and env state; the state tokens
+    discretise ``[q01, q99]`` either way."""
 
-    def __init__(self, spec: RobotSpec, stats: NormStats | None) -> None:
+    def __init__(self, spec: RobotSpec, stats: NormStats | None, mode: str = "mean_std") -> None:
         super().__init__()
+        self.mode = mode
         dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim, keys.ENV_STATE: spec.env_state_dim}
         for key, dim in dims.items():
             mean, std, q01, q99 = torch.zeros(dim), torch.ones(dim), -torch.ones(dim), torch.ones(dim)
@@ -68,9 +71,17 @@ class Normalizer(nn.Module):
         return getattr(self, f"{key.replace('.', '_')}_{stat}")
 
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "quantile":
+            lo, hi = self._get(key, "q01"), self._get(key, "q99")
+            return (x - lo) / (
+                hi - lo + 1e-6
+            ) * 2.0 - 1.0  # openpi's epsilon, so a constant dimension stays finite
         return (x - self._get(key, "mean")) / self._get(key, "std")
 
     def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "quantile":
+            lo, hi = self._get(key, "q01"), self._get(key, "q99")
+            return (x + 1.0) / 2.0 * (hi - lo + 1e-6) + lo
         return x * self._get(key, "std") + self._get(key, "mean")
 
     def state_bins(self, state: torch.Tensor, bins: int) -> torch.Tensor:
@@ -95,12 +106,16 @@ class Trunk(nn.Module):
         max_prompt_tokens: int,
         uses_env_state: bool,
         text_tokenizer_path: str,
+        state_input: str = "bins",
+        state_pad_dim: int = 0,
+        normalization: str = "mean_std",
     ) -> None:
         super().__init__()
         self.spec = spec
         self.text_vocab, self.state_bins, self.max_prompt_tokens = text_vocab, state_bins, max_prompt_tokens
+        self.state_input, self.state_pad_dim = state_input, max(state_pad_dim, spec.state_dim)
         self.uses_env_state = uses_env_state and spec.env_state_dim > 0
-        self.norm = Normalizer(spec, stats)
+        self.norm = Normalizer(spec, stats, normalization)
         self.text = TextTokenizer(text_vocab, text_tokenizer_path)
         self.vision = VisionEncoder(vision, decoder.width) if spec.cameras else None
         self.env_proj = nn.Linear(spec.env_state_dim, decoder.width) if self.uses_env_state else None
@@ -134,12 +149,37 @@ class Trunk(nn.Module):
         return Tokens.make(self.decoder.embed_tokens(ids), valid, ar, kind, ids)
 
     def prompts(self, obs: TensorDict) -> list[str]:
-        """``Task: <task>. [<metadata>.] State:`` per row; the state bins follow as their own tokens."""
+        """The prompt per row, by ``state_input``: ``bins``: ``Task: <task>. [<metadata>.] State:`` (the state bins
+        follow as their own tokens); ``text`` (pi0.5): ``Task: <task>, State: <bin numbers>;\nAction: ``;
+        ``token`` (pi0): ``<task>\n``. Metadata, when present, follows the task."""
         tasks, meta = read_texts(obs, keys.TASK), read_texts(obs, METADATA)
-        return [
-            f"Task: {t.strip()}." + (f" {m.strip()}." if m.strip() else "") + " State:"
-            for t, m in zip(tasks, meta, strict=True)
+        tasks = [
+            t.strip() + (f". {m.strip()}" if m.strip() else "") for t, m in zip(tasks, meta, strict=True)
         ]
+        if self.state_input == "token":
+            return [f"{t}\n" for t in tasks]
+        if self.state_input == "text":
+            states = [" ".join(map(str, row)) for row in self.discrete_state(obs).tolist()]
+            return [f"Task: {t}, State: {s};\nAction: " for t, s in zip(tasks, states, strict=True)]
+        return [f"Task: {t}. State:" for t in tasks]
+
+    def padded_state(self, obs: TensorDict) -> torch.Tensor:
+        """The normalised state ``[B, state_pad_dim]`` (zero-padded past the spec's dimensions)."""
+        state = self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float()
+        state = self.norm.normalize(keys.STATE, state)
+        return F.pad(state, (0, self.state_pad_dim - state.shape[1]))
+
+    def discrete_state(self, obs: TensorDict) -> torch.Tensor:
+        """State bins ``[B, D]`` (``[q01, q99]`` cut into ``state_bins`` equal bins; padding dims included for
+        ``text``, as pi0.5 writes all 32)."""
+        if self.spec.state_dim == 0:
+            return torch.zeros(obs.batch_size[0], 0, dtype=torch.long)
+        state = self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float()
+        bins = self.norm.state_bins(state, self.state_bins)
+        if self.state_input == "text" and self.state_pad_dim > bins.shape[1]:
+            middle = self.state_bins // 2  # a zero-padded dimension sits in the middle of [-1, 1]
+            bins = F.pad(bins, (0, self.state_pad_dim - bins.shape[1]), value=middle)
+        return bins
 
     def prefix(self, obs: TensorDict) -> Tokens:
         """The observation prefix (all ``ar = 0``: bidirectional)."""
@@ -159,12 +199,11 @@ class Trunk(nn.Module):
             parts.append(
                 Tokens.make(emb, torch.ones(size, 1, dtype=torch.bool, device=emb.device), False, ENV)
             )
-        prompts = self.prompts(obs)
-        rows = [r[: self.max_prompt_tokens] for r in self.text.encode(prompts)]
+        bos = [] if self.text.bos_id is None else [self.text.bos_id]
+        rows = [(bos + r)[: self.max_prompt_tokens] for r in self.text.encode(self.prompts(obs))]
         parts.append(self.text_tokens(rows, False, PROMPT))
-        if self.spec.state_dim > 0:
-            state = self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float()
-            ids = self.text_vocab + self.norm.state_bins(state, self.state_bins)
+        if self.spec.state_dim > 0 and self.state_input == "bins":
+            ids = self.text_vocab + self.discrete_state(obs)
             valid = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
             parts.append(Tokens.make(self.decoder.embed_tokens(ids), valid, False, STATE, ids))
         return Tokens.cat(parts)
