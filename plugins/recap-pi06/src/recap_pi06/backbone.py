@@ -119,6 +119,10 @@ class VisionEncoder(nn.Module):
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels ``[B, 3, H, W]`` in ``[-1, 1]`` (whole patches) -> tokens ``[B, N, out_dim]``."""
+        return self.project(self.features(pixels))
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tower's final-normed patch features ``[B, N, width]`` (SigLIP's ``last_hidden_state``)."""
         x = self.patchify(pixels)  # [B, W, h, w]
         h, w = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)
@@ -131,7 +135,7 @@ class VisionEncoder(nn.Module):
             x = x + self.positions
         else:
             x = x + _sincos_2d(h, w, self.shape.width, x.device)
-        return self.project(self.norm(self.blocks(x)))
+        return self.norm(self.blocks(x))
 
 
 class VisionBlock(nn.Module):
