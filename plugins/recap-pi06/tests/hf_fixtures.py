@@ -97,3 +97,24 @@ def one_camera_spec(state_dim: int = 4, action_dim: int = 3) -> RobotSpec:
         env_state_dim=0,
         joint_names=(),
     )
+
+
+def tiny_tokenizer(path: Path) -> Path:
+    """A byte-level BPE with Gemma's ``<pad>``, ``<eos>``, ``<bos>`` first, small enough that recap's four special
+    tokens still fit below the fixtures' image token (ids < 299)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=280,
+        special_tokens=["<pad>", "<eos>", "<bos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(
+        ["pick up the cube\n", "open the drawer\n", "Task: fold, State: 1 2;\nAction: "] * 10, trainer
+    )
+    tok.save(str(path))
+    return path

@@ -115,6 +115,8 @@ class Pi06Config(PolicyConfig):
             the expert works in the padded space and sampled actions are cut back to the spec's dimension.
         normalization: ``mean_std`` (with a 1e-6 floor on the std) or ``quantile`` (pi0.5: the 1st and 99th
             percentiles map to -1 and 1) for actions, state and env state.
+        subtask: predict (and decode) the sub-task text; False leaves the segment out, so with the indicator
+            dropped the context is exactly pi0's / pi0.5's ``[images][prompt]``.
     """
 
     vision: VisionShape = VisionShape()
@@ -136,6 +138,7 @@ class Pi06Config(PolicyConfig):
     state_input: str = attrs.field(default="bins", validator=in_(("bins", "text", "token")))
     action_pad_dim: int = attrs.field(default=0, validator=ge(0))
     normalization: str = attrs.field(default="mean_std", validator=in_(("mean_std", "quantile")))
+    subtask: bool = True
 
 
 @attrs.frozen
@@ -205,11 +208,53 @@ PI06_VALUE_FULL = Pi06ValueConfig(
     vision=_SO400M, backbone=_VALUE_670M, text_vocab_size=262_144, max_prompt_tokens=200
 )
 
+#: The pi0 / pi0.5 checkpoints' shapes: SigLIP So400m/14 at 224 px, a Gemma-2B backbone (width 2048, 18 layers,
+#: 8 query heads and 1 KV head of 256, MLP 16384, PaliGemma's 257,152-entry vocabulary plus recap's 4 special
+#: tokens) and a Gemma-300M expert (width 1024, MLP 4096); actions and state padded to 32. ``recap weights import``
+#: reads every shape from the checkpoint itself; these presets give the head layout and the pi0 / pi0.5 behaviour.
+_GEMMA_2B = DecoderShape(width=2048, depth=18, num_heads=8, num_kv_heads=1, head_dim=256, mlp_dim=16384)
+PI0 = Pi06Config(
+    vision=attrs.evolve(_SO400M, flavour="siglip"),
+    backbone=_GEMMA_2B,
+    expert=ExpertShape(width=1024, mlp_dim=4096, time_conditioning="concat"),
+    chunk_size=50,
+    text_vocab_size=257_152 + 4,
+    fast_vocab_size=1024,
+    max_prompt_tokens=48,
+    state_input="token",
+    action_pad_dim=32,
+    subtask=False,
+)
+PI05 = attrs.evolve(
+    PI0,
+    expert=ExpertShape(width=1024, mlp_dim=4096, time_conditioning="adarms"),
+    max_prompt_tokens=200,
+    state_input="text",
+    normalization="quantile",
+)
+
 #: Parameter-count targets of the full presets (per part), checked on the meta device within 5%.
 FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 3.88e9, "expert": 860e6}
+#: pi0: SigLIP So400m (~400M) + projector, Gemma 2B (~2.5B with its 0.53B embedding), Gemma 300M expert (~0.3B).
+PI0_TARGETS: dict[str, float] = {"vision": 414e6, "backbone": 2.51e9, "expert": 315e6}
+#: pi0.5: the same, with a 3-way adaptive-norm ``dense`` on each of the expert's 37 norms (~0.43B expert).
+PI05_TARGETS: dict[str, float] = {"vision": 414e6, "backbone": 2.51e9, "expert": 430e6}
 VALUE_FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 670e6}
+#: the targets of each full-size preset (``python -m recap_pi06.params NAME`` prints counts against them)
+PRESET_TARGETS: dict[str, dict[str, float]] = {
+    "pi06": FULL_TARGETS,
+    "pi06-value": VALUE_FULL_TARGETS,
+    "pi0": PI0_TARGETS,
+    "pi05": PI05_TARGETS,
+}
 
-POLICY_PRESETS: dict[str, Pi06Config] = {"pi06-tiny": PI06_TINY, "pi06-small": PI06_SMALL, "pi06": PI06_FULL}
+POLICY_PRESETS: dict[str, Pi06Config] = {
+    "pi06-tiny": PI06_TINY,
+    "pi06-small": PI06_SMALL,
+    "pi06": PI06_FULL,
+    "pi0": PI0,
+    "pi05": PI05,
+}
 VALUE_PRESETS: dict[str, Pi06ValueConfig] = {
     "pi06-value-tiny": PI06_VALUE_TINY,
     "pi06-value-small": PI06_VALUE_SMALL,

@@ -30,6 +30,8 @@ def decode_subtasks(policy: Pi06Policy, obs: TensorDict, *, use_cache: bool) -> 
     trunk, text = policy.trunk, policy.trunk.text
     ctx = Context(trunk.decoder, use_cache)
     ctx.append(trunk.prefix(obs))
+    if not policy.config.subtask:
+        return ctx, [""] * obs.batch_size[0]
     if keys.SUBTASK in obs:
         given = read_texts(obs, keys.SUBTASK)
         ctx.append(trunk.text_tokens(policy.subtask_rows(given), True, SUBTASK))

@@ -1,6 +1,6 @@
 """Parameter counts per part, for presets built on the meta device (no memory is allocated).
 
-python -m recap_pi06.params pi06        # prints the per-part counts of a preset against its targets
+python -m recap_pi06.params pi06 pi0 pi05   # prints the per-part counts of presets against their targets
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from recap.data.spec import aloha_spec
-from recap_pi06.config import FULL_TARGETS, POLICY_PRESETS, VALUE_FULL_TARGETS, VALUE_PRESETS, Pi06Config
+from recap_pi06.config import POLICY_PRESETS, PRESET_TARGETS, VALUE_PRESETS
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.value import Pi06ValueNetwork
 
@@ -45,10 +45,9 @@ def build_on_meta(name: str) -> Pi06Policy | Pi06ValueNetwork:
 
 
 def main(argv: list[str]) -> None:
-    for name in argv or ["pi06", "pi06-value"]:
+    for name in argv or list(PRESET_TARGETS):
         model = build_on_meta(name)
-        targets = FULL_TARGETS if isinstance(model.config, Pi06Config) else VALUE_FULL_TARGETS
-        targets = targets if name in ("pi06", "pi06-value") else {}
+        targets = PRESET_TARGETS.get(name, {})
         print(f"{name}:")
         for part, n in part_counts(model).items():
             target = targets.get(part)

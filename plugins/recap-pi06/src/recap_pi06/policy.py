@@ -169,11 +169,10 @@ class Pi06Policy(nn.Module):
     ) -> tuple[Tokens, int]:
         """The full training sequence and the width of its expert context (everything before FAST)."""
         trunk = self.trunk
-        parts = [
-            trunk.prefix(batch),
-            trunk.text_tokens(self.subtask_rows(read_texts(batch, keys.SUBTASK)), True, SUBTASK),
-            trunk.text_tokens(self.indicator_rows(positive, dropped), True, INDICATOR),
-        ]
+        parts = [trunk.prefix(batch)]
+        if self.config.subtask:
+            parts.append(trunk.text_tokens(self.subtask_rows(read_texts(batch, keys.SUBTASK)), True, SUBTASK))
+        parts.append(trunk.text_tokens(self.indicator_rows(positive, dropped), True, INDICATOR))
         context_width = sum(p.width for p in parts)
         parts.append(trunk.text_tokens(self.fast_rows(chunks), True, FAST))
         return Tokens.cat(parts), context_width
@@ -229,6 +228,8 @@ class Pi06Policy(nn.Module):
     ) -> torch.Tensor:
         """Mean next-token NLL inside one segment (teacher forcing): position j predicts token j + 1."""
         start, stop = tokens.span(kind)
+        if stop - start < 2:  # no segment (e.g. sub-tasks switched off): nothing to predict
+            return hidden.new_zeros(hidden.shape[0])
         ids = tokens.ids[:, start:stop] - offset
         logits = self.trunk.decoder.logits(hidden[:, start : stop - 1], offset, offset + vocab)
         target_valid = tokens.valid[:, start + 1 : stop]

@@ -112,6 +112,12 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
     if "trunk.decoder.layers.0.attn.q.weight" in shape:
         head_dim = text.get("head_dim", base.backbone.head_dim)
         q_out, width = shape["trunk.decoder.layers.0.attn.q.weight"]
+        if q_out < head_dim or q_out % head_dim:
+            raise ConfigError(
+                f"the backbone's q_proj has {q_out} outputs, not a multiple of head_dim {head_dim} (from "
+                f"{'config.json' if 'head_dim' in text else 'the preset'}); put the checkpoint's config.json beside "
+                "it or pick a preset with the right backbone.head_dim"
+            )
         theta = text.get("rope_parameters", {}).get(
             "rope_theta", text.get("rope_theta", base.backbone.rope_theta)
         )
@@ -222,13 +228,17 @@ def import_policy(
     tokenizer: str = "",
     dtype: torch.dtype | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
+    seed: int = 0,
 ) -> tuple[Pi06Policy, Pi06Config, ImportReport]:
     """Build a pi06 policy shaped like the checkpoint at ``path`` and load it (see the module docstring)."""
     files = CheckpointFiles(path)
     tokenizer = tokenizer or _find_tokenizer(files)
     text_vocab = read_tokenizer_file(tokenizer).size() if tokenizer else 0
     config = attrs.evolve(infer_config(files, base, text_vocab), text_tokenizer_path=tokenizer)
-    with default_dtype(dtype):
+    with default_dtype(dtype), torch.random.fork_rng():
+        torch.manual_seed(
+            seed
+        )  # what the checkpoint lacks (new vocabulary rows) starts the same every import
         model = Pi06Policy(config, spec, stats)
     report = load_into(model, files, dtype=dtype, progress=progress)
     return model, config, report
