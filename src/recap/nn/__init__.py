@@ -1,0 +1,1 @@
+"""Modules shared by policies and value networks (normalisation, the flow-matching draw)."""
