@@ -3,8 +3,8 @@
 One :class:`Normalizer` per feature keeps mean, std (floored at ``min_std``) and, where asked, the 1% / 99%
 quantiles as buffers, so checkpoints carry the statistics the model was trained with. The ``min_std`` floor
 matters: a joint that barely moves in the demonstrations (std 0.005 rad) would otherwise turn the small
-deviations of the robot's own rollouts into inputs and regression targets of 10+ standard deviations; flooring
-the std at 0.01 raised the MLP policy's SFT success on transfer cube from 6% to 20% (docs/method.md).
+deviations of the robot's own rollouts into inputs and regression targets of 10+ standard deviations, which
+the policy never saw in training (docs/method.md, flow matching).
 """
 
 from __future__ import annotations
