@@ -11,6 +11,7 @@ import attrs
 from attrs.validators import ge, gt, in_
 
 from recap.config import PolicyConfig, ValueNetworkConfig
+from recap.nn.normalizer import DEFAULT_MIN_STD
 
 
 @attrs.frozen
@@ -113,10 +114,13 @@ class Pi06Config(PolicyConfig):
             of the state, first in the expert's sequence; the prompt is ``<task>\n``).
         action_pad_dim: 0, or the width actions and state are zero-padded to (32 for pi0 / pi0.5 checkpoints);
             the expert works in the padded space and sampled actions are cut back to the spec's dimension.
-        normalization: ``mean_std`` (with a 1e-6 floor on the std) or ``quantile`` (pi0.5: the 1st and 99th
+        normalization: ``mean_std`` (std floored at ``min_std``) or ``quantile`` (pi0.5: the 1st and 99th
             percentiles map to -1 and 1) for actions, state and env state.
         subtask: predict (and decode) the sub-task text; False leaves the segment out, so with the indicator
             dropped the context is exactly pi0's / pi0.5's ``[images][prompt]``.
+        min_std: floor on the standard deviations that normalise actions and environment state (raw units), as
+            for the MLP policy (``recap.nn.Normalizer``): a joint that barely moves in the demonstrations would
+            otherwise make the robot's own small deviations targets of 10+ standard deviations.
     """
 
     vision: VisionShape = VisionShape()
@@ -139,12 +143,14 @@ class Pi06Config(PolicyConfig):
     action_pad_dim: int = attrs.field(default=0, validator=ge(0))
     normalization: str = attrs.field(default="mean_std", validator=in_(("mean_std", "quantile")))
     subtask: bool = True
+    min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=gt(0.0))
 
 
 @attrs.frozen
 class Pi06ValueConfig(ValueNetworkConfig):
     """The value-network variant (registered as value network ``pi06-value``): the same vision tower and decoder
-    over ``[images][env][Task: prompt][state bins][VALUE]``, a linear head on the VALUE token gives bin logits."""
+    over ``[images][env][Task: prompt][state bins][VALUE]``, a linear head on the VALUE token gives bin logits.
+    ``min_std`` floors the std that normalises environment state, as in :class:`Pi06Config`."""
 
     vision: VisionShape = VisionShape()
     backbone: DecoderShape = DecoderShape()
@@ -153,6 +159,7 @@ class Pi06ValueConfig(ValueNetworkConfig):
     max_prompt_tokens: int = attrs.field(default=48, validator=ge(1))
     uses_env_state: bool = True
     text_tokenizer_path: str = ""
+    min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=gt(0.0))
 
 
 _TINY_VISION = VisionShape(width=16, depth=1, heads=2, mlp_dim=32, patch_size=8, image_size=16)

@@ -27,6 +27,7 @@ from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import SchemaError
+from recap.nn import flow_matching_path, masked_chunk_mean
 from recap_pi06.config import Pi06Config
 from recap_pi06.expert import ActionExpert
 from recap_pi06.fast import FastTokenizer
@@ -35,11 +36,6 @@ from recap_pi06.tokens import FAST, INDICATOR, SUBTASK, Tokens, run_decoder
 from recap_pi06.trunk import Trunk, read_texts
 
 INDICATOR_DROPPED = "indicator_dropped"
-
-
-def sample_flow_time(size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """tau ~ Beta(1.5, 1) mapped to [0.001, 1]; Beta(a, 1) has CDF x^a, so tau = U^(1/a) exactly."""
-    return torch.rand(size, generator=generator).pow(1.0 / 1.5) * 0.999 + 0.001
 
 
 class Pi06Policy(nn.Module):
@@ -54,21 +50,7 @@ class Pi06Policy(nn.Module):
         super().__init__()
         self.config, self.spec = config, spec
         self.chunk_size, self.action_dim = config.chunk_size, spec.action_dim
-        self.trunk = Trunk(
-            spec,
-            stats,
-            config.vision,
-            config.backbone,
-            text_vocab=config.text_vocab_size,
-            state_bins=config.state_bins,
-            extra_vocab=config.fast_vocab_size,
-            max_prompt_tokens=config.max_prompt_tokens,
-            uses_env_state=config.uses_env_state,
-            text_tokenizer_path=config.text_tokenizer_path,
-            state_input=config.state_input,
-            state_pad_dim=config.action_pad_dim,
-            normalization=config.normalization,
-        )
+        self.trunk = Trunk.from_config(config, spec, stats, extra_vocab=config.fast_vocab_size)
         self.fast = FastTokenizer(
             config.chunk_size, spec.action_dim, config.fast_vocab_size, config.fast_scale
         )
@@ -198,26 +180,22 @@ class Pi06Policy(nn.Module):
         fast = self._segment_nll(hidden, tokens, FAST, self.fast_offset, self.config.fast_vocab_size)
 
         targets = F.pad(chunks, (0, self.flow_dim - self.action_dim))  # padded dims are zero, as in pi0
-        if flow_draws is None:
-            noise = torch.randn_like(targets)
-            tau = sample_flow_time(size).to(chunks)
-        else:
-            noise, tau = flow_draws.get("noise").to(chunks), flow_draws.get("time").to(chunks)
-            noise = F.pad(noise, (0, self.flow_dim - noise.shape[-1]))
-        t = tau[:, None, None]
-        x_tau = t * noise + (1.0 - t) * targets
+        x_tau, tau, target_velocity = flow_matching_path(targets, self._padded_draws(flow_draws))
         context = [(k[:, :, :ctx_width], v[:, :, :ctx_width]) for k, v in cache]
         ctx_valid = tokens.valid[:, :ctx_width]
         velocity = self.expert(
             x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1), self.expert_state(batch)
         )
-        err = (velocity - (noise - targets))[..., : self.action_dim].square().mean(-1)  # [B, H], real dims
-        if keys.ACTION_IS_PAD in batch:
-            valid = (~batch.get(keys.ACTION_IS_PAD).to(err.device)).float()
-            flow = (err * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
-        else:
-            flow = err.mean(-1)
+        err = (velocity - target_velocity)[..., : self.action_dim].square().mean(-1)  # [B, H], real dims
+        flow = masked_chunk_mean(err, batch.get(keys.ACTION_IS_PAD) if keys.ACTION_IS_PAD in batch else None)
         return TensorDict({"flow": flow, "fast": fast, "subtask": subtask}, batch_size=[size])
+
+    def _padded_draws(self, draws: TensorDict | None) -> TensorDict | None:
+        """Flow draws with noise over the spec's action dimensions get zero noise in the padding dimensions."""
+        if draws is None or draws.get("noise").shape[-1] == self.flow_dim:
+            return draws
+        noise = F.pad(draws.get("noise"), (0, self.flow_dim - draws.get("noise").shape[-1]))
+        return TensorDict({"noise": noise, "time": draws.get("time")}, batch_size=draws.batch_size)
 
     def expert_state(self, obs: TensorDict) -> torch.Tensor | None:
         """The state token's input for ``state_input = token`` (pi0), else None."""

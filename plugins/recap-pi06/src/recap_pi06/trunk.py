@@ -1,5 +1,5 @@
-"""What the policy and the value network share: normalisation, the text tokenizer, the vision tower, the decoder,
-and the observation prefix ``[images][env][Task: prompt (+ metadata). State:][state bins]``.
+"""What the policy and the value network share: normalisation (``recap.nn``), the text tokenizer, the vision
+tower, the decoder, and the observation prefix ``[images][env][Task: prompt (+ metadata). State:][state bins]``.
 
 The embedding table of the decoder holds, in order: text ids ``[0, text_vocab)``, state bins
 ``[text_vocab, text_vocab + state_bins)`` and then any extra family (the policy's FAST ids).
@@ -18,8 +18,9 @@ from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import SchemaError
+from recap.nn import FeatureNormalizers, rename_on_load
 from recap_pi06.backbone import Decoder, VisionEncoder
-from recap_pi06.config import DecoderShape, VisionShape
+from recap_pi06.config import DecoderShape, Pi06Config, Pi06ValueConfig, VisionShape
 from recap_pi06.text_tokenizer import TextTokenizer
 from recap_pi06.tokens import ENV, IMAGE, PROMPT, STATE, Tokens
 
@@ -45,49 +46,13 @@ def read_texts(batch: TensorDict, key: str) -> list[str]:
     return [str(v) for v in value]
 
 
-class Normalizer(nn.Module):
-    """Dataset statistics as buffers (they travel with the state dict). ``mean_std`` or ``quantile`` (pi0.5:
-    ``[q01, q99]`` mapped to ``[-1, 1]``) normalisation for state, action and env state; the state tokens
-    discretise ``[q01, q99]`` either way."""
-
-    def __init__(self, spec: RobotSpec, stats: NormStats | None, mode: str = "mean_std") -> None:
-        super().__init__()
-        self.mode = mode
-        dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim, keys.ENV_STATE: spec.env_state_dim}
-        for key, dim in dims.items():
-            mean, std, q01, q99 = torch.zeros(dim), torch.ones(dim), -torch.ones(dim), torch.ones(dim)
-            if stats is not None and key in stats and dim > 0:
-                fs = stats[key]
-                if fs.mean.shape != (dim,):
-                    raise SchemaError(
-                        f"stats for {key!r} have shape {tuple(fs.mean.shape)}, the spec says ({dim},)"
-                    )
-                mean, std, q01, q99 = fs.mean, fs.std.clamp_min(1e-6), fs.q01, fs.q99
-            name = key.replace(".", "_")
-            for stat, value in (("mean", mean), ("std", std), ("q01", q01), ("q99", q99)):
-                self.register_buffer(f"{name}_{stat}", value.float().clone())
-
-    def _get(self, key: str, stat: str) -> torch.Tensor:
-        return getattr(self, f"{key.replace('.', '_')}_{stat}")
-
-    def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "quantile":
-            lo, hi = self._get(key, "q01"), self._get(key, "q99")
-            return (x - lo) / (
-                hi - lo + 1e-6
-            ) * 2.0 - 1.0  # openpi's epsilon, so a constant dimension stays finite
-        return (x - self._get(key, "mean")) / self._get(key, "std")
-
-    def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "quantile":
-            lo, hi = self._get(key, "q01"), self._get(key, "q99")
-            return (x + 1.0) / 2.0 * (hi - lo + 1e-6) + lo
-        return x * self._get(key, "std") + self._get(key, "mean")
-
-    def state_bins(self, state: torch.Tensor, bins: int) -> torch.Tensor:
-        lo, hi = self._get(keys.STATE, "q01"), self._get(keys.STATE, "q99")
-        unit = (state - lo) / (hi - lo).clamp_min(1e-6)  # [0, 1] inside the 1-99% range
-        return (unit * bins).floor().long().clamp(0, bins - 1)
+def policy_inputs(config: Pi06Config) -> dict[str, Any]:
+    """How a policy config feeds state and normalises (the value network keeps the defaults: state bins)."""
+    return {
+        "state_input": config.state_input,
+        "state_pad_dim": config.action_pad_dim,
+        "normalization": config.normalization,
+    }
 
 
 class Trunk(nn.Module):
@@ -106,6 +71,7 @@ class Trunk(nn.Module):
         max_prompt_tokens: int,
         uses_env_state: bool,
         text_tokenizer_path: str,
+        min_std: float,
         state_input: str = "bins",
         state_pad_dim: int = 0,
         normalization: str = "mean_std",
@@ -115,11 +81,41 @@ class Trunk(nn.Module):
         self.text_vocab, self.state_bins, self.max_prompt_tokens = text_vocab, state_bins, max_prompt_tokens
         self.state_input, self.state_pad_dim = state_input, max(state_pad_dim, spec.state_dim)
         self.uses_env_state = uses_env_state and spec.env_state_dim > 0
-        self.norm = Normalizer(spec, stats, normalization)
+        # mean/std (or quantile) normalisation; the state tokens discretise [q01, q99] mapped to [-1, 1] (pi0.5)
+        dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim, keys.ENV_STATE: spec.env_state_dim}
+        self.norm = FeatureNormalizers(
+            dims, stats, min_std=min_std, quantiles=True, require_stats=False, mode=normalization
+        )
+        rename_on_load(self.norm, self.norm.legacy_flat_keys("", ""))  # checkpoints of before recap.nn
         self.text = TextTokenizer(text_vocab, text_tokenizer_path)
         self.vision = VisionEncoder(vision, decoder.width) if spec.cameras else None
         self.env_proj = nn.Linear(spec.env_state_dim, decoder.width) if self.uses_env_state else None
         self.decoder = Decoder(decoder, text_vocab + state_bins + extra_vocab)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Pi06Config | Pi06ValueConfig,
+        spec: RobotSpec,
+        stats: NormStats | None,
+        *,
+        extra_vocab: int,
+    ) -> Trunk:
+        """The trunk a policy or value network config describes (``extra_vocab``: ids after the state bins)."""
+        return cls(
+            spec,
+            stats,
+            config.vision,
+            config.backbone,
+            text_vocab=config.text_vocab_size,
+            state_bins=config.state_bins,
+            extra_vocab=extra_vocab,
+            max_prompt_tokens=config.max_prompt_tokens,
+            uses_env_state=config.uses_env_state,
+            text_tokenizer_path=config.text_tokenizer_path,
+            min_std=config.min_std,
+            **(policy_inputs(config) if isinstance(config, Pi06Config) else {}),
+        )
 
     @property
     def device(self) -> torch.device:
@@ -170,16 +166,19 @@ class Trunk(nn.Module):
         return F.pad(state, (0, self.state_pad_dim - state.shape[1]))
 
     def discrete_state(self, obs: TensorDict) -> torch.Tensor:
-        """State bins ``[B, D]`` (``[q01, q99]`` cut into ``state_bins`` equal bins; padding dims included for
-        ``text``, as pi0.5 writes all 32)."""
+        """State bins ``[B, D]`` (:meth:`state_bin_ids`; for ``text`` the padding dimensions too, in the middle
+        bin, as pi0.5 writes all 32)."""
         if self.spec.state_dim == 0:
             return torch.zeros(obs.batch_size[0], 0, dtype=torch.long)
-        state = self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float()
-        bins = self.norm.state_bins(state, self.state_bins)
+        bins = self.state_bin_ids(self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float())
         if self.state_input == "text" and self.state_pad_dim > bins.shape[1]:
-            middle = self.state_bins // 2  # a zero-padded dimension sits in the middle of [-1, 1]
-            bins = F.pad(bins, (0, self.state_pad_dim - bins.shape[1]), value=middle)
+            bins = F.pad(bins, (0, self.state_pad_dim - bins.shape[1]), value=self.state_bins // 2)
         return bins
+
+    def state_bin_ids(self, state: torch.Tensor) -> torch.Tensor:
+        """Each state dimension's bin in ``[0, state_bins)``: ``[q01, q99]`` split evenly, the tails clamped."""
+        unit = (self.norm.of(keys.STATE).to_quantile_range(state) + 1.0) / 2.0
+        return (unit * self.state_bins).floor().long().clamp(0, self.state_bins - 1)
 
     def prefix(self, obs: TensorDict) -> Tokens:
         """The observation prefix (all ``ar = 0``: bidirectional)."""
