@@ -26,7 +26,7 @@ from recap_pi06.weights.layouts import SKIP, TIED_HEAD, skip_reason, target_of
 from recap_pi06.weights.reader import CheckpointFiles
 
 #: parameters no public checkpoint carries: recap fits or computes them (reported as initialised by recap)
-RECAP_OWN = ("trunk.norm.", "trunk.text.blob", "fast.blob", "trunk.env_proj.")
+RECAP_OWN = ("trunk.norm.", "trunk.text.", "fast.", "trunk.env_proj.")
 #: the parts a checkpoint may bring (most specific first): a part it brings at all must come whole
 PARTS = ("trunk.vision.project.", "trunk.vision.", "trunk.decoder.", "expert.")
 EMBED = "trunk.decoder.embed.weight"
