@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         TeleoperatorConfig,
         ValueEstimatorConfig,
         ValueNetworkConfig,
+        WeightImporterConfig,
     )
     from recap.data.spec import RobotSpec
     from recap.data.stats import NormStats
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         RobotBackend,
         Teleoperator,
         ValueEstimator,
+        WeightImporter,
     )
 
 PROJECT = "recap"
@@ -111,6 +113,10 @@ class DemonstratorFactory(Protocol):
     def __call__(self, config: DemonstratorConfig, backend: RobotBackend, /) -> Demonstrator: ...
 
 
+class WeightImporterFactory(Protocol):
+    def __call__(self, config: WeightImporterConfig, /) -> WeightImporter: ...
+
+
 class RegisterPreset(Protocol):
     """``register(name, preset)``: a frozen attrs config instance, or a :class:`recap.config.Preset` (a config
     kept as data, resolved through the registry on use, for presets that name other plugins)."""
@@ -171,3 +177,9 @@ def register_demonstrators(register: Register[DemonstratorFactory, DemonstratorC
 def register_presets(register: RegisterPreset) -> None:
     """Called once when the registry loads. Register named configs: ``register(name, preset)``; ``recap config
     show NAME`` prints one and ``recap loop NAME`` runs a loop preset."""
+
+
+@hookspec
+def register_weight_importers(register: Register[WeightImporterFactory, WeightImporterConfig]) -> None:
+    """Called once when the registry loads. Register importers of public pretrained checkpoints for
+    ``recap weights import``: ``factory(config) -> WeightImporter``."""

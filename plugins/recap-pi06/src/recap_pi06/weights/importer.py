@@ -163,7 +163,7 @@ def load_into(
     files: CheckpointFiles,
     *,
     dtype: torch.dtype | None = None,
-    progress: Callable[[Iterator], Iterator] | None = None,
+    progress: Callable[[Iterator, int], Iterator] | None = None,
 ) -> ImportReport:
     """Copy the checkpoint's tensors into ``model``. Every parameter of a part (``PARTS``) the checkpoint brings
     at all must come from it (except recap's own); otherwise, and on any unexpected key or wrong shape, nothing is loaded and
@@ -195,7 +195,7 @@ def load_into(
         raise ConfigError("cannot import this checkpoint:\n  " + "\n  ".join(problems))
     stream = files.read(mapping, dtype)
     with torch.no_grad():
-        for key, tensor in progress(stream) if progress else stream:
+        for key, tensor in progress(stream, len(mapping)) if progress else stream:
             target = params[mapping[key]]
             target[: tensor.shape[0]].copy_(tensor) if mapping[key] == EMBED else target.copy_(tensor)
     initialised = sorted(name for name in params if name not in filled)
@@ -227,7 +227,7 @@ def import_policy(
     *,
     tokenizer: str = "",
     dtype: torch.dtype | None = None,
-    progress: Callable[[Iterator], Iterator] | None = None,
+    progress: Callable[[Iterator, int], Iterator] | None = None,
     seed: int = 0,
 ) -> tuple[Pi06Policy, Pi06Config, ImportReport]:
     """Build a pi06 policy shaped like the checkpoint at ``path`` and load it (see the module docstring)."""
