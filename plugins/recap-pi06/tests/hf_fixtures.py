@@ -118,3 +118,29 @@ def tiny_tokenizer(path: Path) -> Path:
     )
     tok.save(str(path))
     return path
+
+
+def tiny_sentencepiece(path: Path) -> Path:
+    """A SentencePiece model trained offline on a few lines, with Gemma's special ids (pad 0, eos 1, bos 2)."""
+    import io
+
+    import sentencepiece
+
+    lines = ["Task: pick up the cube, State: 1 2 3;", "Action: open the drawer and fold the towel"] * 20
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=60,
+        hard_vocab_limit=False,
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        minloglevel=2,
+    )
+    path.write_bytes(model.getvalue())
+    return path

@@ -75,7 +75,7 @@ def _write_common(
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(state_dict_for_saving(module), str(tmp))
     os.replace(tmp, directory / WEIGHTS)  # readers never see a half-written weights file
-    recap_config.dump(config, directory / CONFIG)
+    recap_config.dump(config, directory / CONFIG, _registry(None))
     (directory / SPEC).write_text(json.dumps(spec_to_dict(spec), indent=2))
     if stats is not None:
         stats.save(directory / STATS)

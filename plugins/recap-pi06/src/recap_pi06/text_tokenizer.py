@@ -62,7 +62,13 @@ class SentencePieceText:
     """A SentencePiece model (Gemma's ``tokenizer.model``); recap's special tokens take the ids after its pieces."""
 
     def __init__(self, proto: bytes) -> None:
-        import sentencepiece
+        try:
+            import sentencepiece
+        except ImportError:
+            raise ConfigError(
+                "reading a SentencePiece tokenizer needs the sentencepiece package: "
+                "pip install 'recap-pi06[weights]' (or use the checkpoint's tokenizer.json)"
+            ) from None
 
         self.proto = proto
         self.sp = sentencepiece.SentencePieceProcessor(model_proto=proto)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,15 @@ class Pi06WeightImporter:
             dtype=DTYPES[request.dtype],
             progress=bar,
         )
-        if not config.text_tokenizer_path:
+        if config.text_tokenizer_path:
+            # the checkpoint keeps its own copy, so the import outlives the downloaded directory
+            source = Path(config.text_tokenizer_path)
+            request.out.mkdir(parents=True, exist_ok=True)
+            copy = request.out / f"text_tokenizer{source.suffix}"
+            shutil.copyfile(source, copy)
+            config = attrs.evolve(config, text_tokenizer_path=str(copy.resolve()))
+            lines.append(f"tokenizer: {source} (copied to {copy})")
+        else:
             lines.append(
                 "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data"
             )
