@@ -118,6 +118,8 @@ class Pi06Config(PolicyConfig):
             percentiles map to -1 and 1) for actions, state and env state.
         subtask: predict (and decode) the sub-task text; False leaves the segment out, so with the indicator
             dropped the context is exactly pi0's / pi0.5's ``[images][prompt]``.
+        lora_rank / lora_alpha: > 0 wraps the decoder's and the expert's attention and MLP projections in LoRA
+            adapters (``recap_pi06.lora``) and freezes the rest but the expert's input/output projections.
         min_std: floor on the standard deviations that normalise actions and environment state (raw units), as
             for the MLP policy (``recap.nn.Normalizer``): a joint that barely moves in the demonstrations would
             otherwise make the robot's own small deviations targets of 10+ standard deviations.
@@ -143,6 +145,8 @@ class Pi06Config(PolicyConfig):
     action_pad_dim: int = attrs.field(default=0, validator=ge(0))
     normalization: str = attrs.field(default="mean_std", validator=in_(("mean_std", "quantile")))
     subtask: bool = True
+    lora_rank: int = attrs.field(default=0, validator=ge(0))
+    lora_alpha: float = attrs.field(default=16.0, validator=gt(0.0))
     min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=gt(0.0))
 
 

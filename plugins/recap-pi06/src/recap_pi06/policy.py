@@ -58,6 +58,10 @@ class Pi06Policy(nn.Module):
         self.flow_dim = max(config.action_pad_dim, spec.action_dim)
         state_token = self.trunk.state_pad_dim if config.state_input == "token" else 0
         self.expert = ActionExpert(config.backbone, config.expert, self.flow_dim, state_dim=state_token)
+        if config.lora_rank > 0:
+            from recap_pi06.lora import add_lora
+
+            add_lora(self, config.lora_rank, config.lora_alpha)
         self.fast_offset = config.text_vocab_size + config.state_bins
 
     # -- data-fitted parts ------------------------------------------------------------------------------------
