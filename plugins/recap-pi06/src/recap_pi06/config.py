@@ -7,11 +7,19 @@ SigLIP-So400m-shaped vision tower, an ~860M-parameter action expert, and a ~670M
 
 from __future__ import annotations
 
+import math
+
 import attrs
 from attrs.validators import ge, gt, in_
 
 from recap.config import PolicyConfig, ValueNetworkConfig
 from recap.nn.normalizer import DEFAULT_MIN_STD
+
+
+#: How patch features become decoder tokens: ``linear`` (PaliGemma: one biased linear layer per patch) or
+#: ``gemma3`` (Gemma 3: an average pool down to ``tokens_per_image`` tokens, RMSNorm, a bare matrix; see
+#: ``recap_pi06.gemma3``).
+PROJECTORS = ("linear", "gemma3")
 
 
 @attrs.frozen
@@ -24,6 +32,9 @@ class VisionShape:
     ``flavour``: ``vit`` (fixed 2D sine-cosine positions, LayerNorm eps 1e-5) or ``siglip`` (SigLIP's learned
     position table, one row per patch of an ``image_size`` frame, LayerNorm eps 1e-6), the tower of PaliGemma and
     of pi0 / pi0.5 checkpoints.
+
+    ``projector`` (see ``PROJECTORS``); for ``gemma3``, ``tokens_per_image`` (a square) fixes the pool: a grid of
+    (image_size / patch_size)^2 patches is averaged in square windows down to that many tokens.
     """
 
     width: int = attrs.field(default=64, validator=ge(8))
@@ -33,6 +44,8 @@ class VisionShape:
     patch_size: int = attrs.field(default=8, validator=ge(1))
     image_size: int = attrs.field(default=32, validator=ge(0))
     flavour: str = attrs.field(default="vit", validator=in_(("vit", "siglip")))
+    projector: str = attrs.field(default="linear", validator=in_(PROJECTORS))
+    tokens_per_image: int = attrs.field(default=256, validator=ge(1))
 
     def __attrs_post_init__(self) -> None:
         if self.flavour == "siglip" and (self.image_size <= 0 or self.image_size % self.patch_size):
@@ -40,6 +53,20 @@ class VisionShape:
                 f"the siglip flavour learns one position per patch, so image_size must be a positive multiple of "
                 f"patch_size ({self.patch_size}); got {self.image_size}"
             )
+        if self.projector == "gemma3":
+            _ = self.pool_kernel  # raises on a grid that does not pool evenly
+
+    @property
+    def pool_kernel(self) -> int:
+        """The side of the Gemma 3 projector's average-pool window (patches per side / tokens per side)."""
+        side, tokens_side = self.image_size // self.patch_size, math.isqrt(self.tokens_per_image)
+        if self.image_size <= 0 or tokens_side**2 != self.tokens_per_image or side % tokens_side:
+            raise ValueError(
+                f"the gemma3 projector pools a square grid of patches to tokens_per_image "
+                f"({self.tokens_per_image}, a square); image_size {self.image_size} / patch_size "
+                f"{self.patch_size} = {side} patches a side is not a multiple of {tokens_side}"
+            )
+        return side // tokens_side
 
     @property
     def layer_norm_eps(self) -> float:
@@ -47,14 +74,22 @@ class VisionShape:
 
 
 #: Decoder flavours: ``gemma`` is Gemma 1 (PaliGemma, the pi0 / pi0.5 backbone and expert): RMSNorm scaling by
-#: ``1 + w``, embeddings times sqrt(width), GELU(tanh) GeGLU MLP, pre-attention and pre-MLP norms only. A Gemma 3
-#: decoder (q/k norms, post-sublayer norms, local/global attention) is a second entry beside it.
-DECODER_FLAVOURS = ("gemma",)
+#: ``1 + w``, embeddings times sqrt(width), GELU(tanh) GeGLU MLP, pre-attention and pre-MLP norms only.
+#: ``gemma3`` (``recap_pi06.gemma3``) adds RMSNorms over head_dim on queries and keys, norms after attention and
+#: MLP, and sliding-window (local) layers between the global ones.
+DECODER_FLAVOURS = ("gemma", "gemma3")
 
 
 @attrs.frozen
 class DecoderShape:
-    """Gemma-style decoder: RMSNorm, rotary positions, gated (GeGLU) MLP, grouped-query attention."""
+    """Gemma-style decoder: RMSNorm, rotary positions, gated (GeGLU) MLP, grouped-query attention.
+
+    ``rope_theta`` is the rotary base of the global layers. Gemma 3 only (``flavour = gemma3``): layer i is global
+    when ``(i + 1) % sliding_window_pattern == 0``, the others local: a query sees keys fewer than
+    ``sliding_window`` positions before it, with rotary base ``local_rope_theta``; ``rope_scaling`` divides the
+    global layers' rotary frequencies (linear scaling, x8 in Gemma 3 4B). ``query_pre_attn_scalar`` > 0 scales
+    attention logits by its inverse square root (0: by head_dim's).
+    """
 
     width: int = attrs.field(default=128, validator=ge(8))
     depth: int = attrs.field(default=4, validator=ge(1))
@@ -65,6 +100,23 @@ class DecoderShape:
     rope_theta: float = attrs.field(default=10_000.0, validator=gt(0.0))
     norm_eps: float = attrs.field(default=1e-6, validator=gt(0.0))
     flavour: str = attrs.field(default="gemma", validator=in_(DECODER_FLAVOURS))
+    sliding_window: int = attrs.field(default=1024, validator=ge(1))
+    sliding_window_pattern: int = attrs.field(default=6, validator=ge(1))
+    local_rope_theta: float = attrs.field(default=10_000.0, validator=gt(0.0))
+    rope_scaling: float = attrs.field(default=1.0, validator=gt(0.0))
+    query_pre_attn_scalar: float = attrs.field(default=0.0, validator=ge(0.0))
+
+    @property
+    def layer_kinds(self) -> tuple[str, ...]:
+        """``global`` or ``local`` per layer (every layer is global but in Gemma 3)."""
+        if self.flavour != "gemma3":
+            return ("global",) * self.depth
+        pattern = self.sliding_window_pattern
+        return tuple("global" if (i + 1) % pattern == 0 else "local" for i in range(self.depth))
+
+    @property
+    def attention_scale(self) -> float:
+        return (self.query_pre_attn_scalar or self.head_dim) ** -0.5
 
     def __attrs_post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:

@@ -22,6 +22,7 @@ from recap.errors import ConfigError
 from recap_pi06.config import Pi06Config
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.text_tokenizer import read_tokenizer_file
+from recap_pi06.weights.gemma3 import CombinedCheckpoint, gemma3_config, gemma3_target_of, is_gemma3
 from recap_pi06.weights.layouts import SKIP, TIED_HEAD, skip_reason, target_of
 from recap_pi06.weights.reader import CheckpointFiles
 
@@ -57,8 +58,9 @@ class ImportReport:
 def _mapping(files: CheckpointFiles) -> tuple[dict[str, str], dict[str, str]]:
     """(checkpoint key -> pi06 parameter, skipped key -> reason); refuses keys of no known layout."""
     mapping, skipped, heads, unknown = {}, {}, [], []
+    layout = gemma3_target_of if is_gemma3(files.names()) else target_of
     for key in files.names():
-        target = target_of(key)
+        target = layout(key)
         if target is None:
             unknown.append(key)
         elif target == SKIP:
@@ -91,7 +93,7 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
     shape = {target: files.shapes[key] for key, target in mapping.items()}
     meta = files.config_json()
     vlm = meta.get("vlm_config", meta)
-    text, vis = vlm.get("text_config", {}), vlm.get("vision_config", {})
+    text, vis = vlm.get("text_config", vlm), vlm.get("vision_config", {})  # a text-only LM: top level
     config = base
     if "trunk.vision.patchify.weight" in shape:
         width, _, patch, _ = shape["trunk.vision.patchify.weight"]
@@ -155,6 +157,8 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
             action_pad_dim=shape["expert.action_in.weight"][1],
             chunk_size=meta.get("chunk_size", base.chunk_size),
         )
+    if is_gemma3(files.names()) or base.vision.projector == "gemma3":
+        config = gemma3_config(files, config, base)
     return config
 
 
@@ -231,10 +235,11 @@ def import_policy(
     seed: int = 0,
 ) -> tuple[Pi06Policy, Pi06Config, ImportReport]:
     """Build a pi06 policy shaped like the checkpoint at ``path`` and load it (see the module docstring)."""
-    files = CheckpointFiles(path)
+    files = CombinedCheckpoint([path])
     tokenizer = tokenizer or _find_tokenizer(files)
     text_vocab = read_tokenizer_file(tokenizer).size() if tokenizer else 0
     config = attrs.evolve(infer_config(files, base, text_vocab), text_tokenizer_path=tokenizer)
+    files.fit_positions(config.vision)
     with default_dtype(dtype), torch.random.fork_rng():
         torch.manual_seed(
             seed
