@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from hf_fixtures import _randomise
 
 IMAGE = 32  # 4x4 patches of 8, pooled 2x2 to 4 tokens per image (Gemma 3 4B: 64x64 pooled 4x4 to 256)
@@ -82,7 +81,9 @@ def capture_masks(model) -> dict[str, list]:
     """Forward pre-hooks on one sliding-window and one global attention module, recording the attention mask
     transformers hands them (``[B, 1, Lq, Lk]``, bool or additive float)."""
     text = model.config.get_text_config()
-    layers = model.model.language_model.layers if hasattr(model.model, "language_model") else model.model.layers
+    layers = (
+        model.model.language_model.layers if hasattr(model.model, "language_model") else model.model.layers
+    )
     seen: dict[str, list] = {"local": [], "global": []}
     for kind, name in (("local", "sliding_attention"), ("global", "full_attention")):
         layer = layers[text.layer_types.index(name)]

@@ -51,13 +51,18 @@ def test_gemma3_vlm_hidden_states_logits_and_image_tokens_match_transformers(tmp
     assert config.vision.projector == "gemma3" and config.vision.pool_kernel == 2
     assert "trunk.vision.project.norm.weight" in report.loaded.values()
     pixels = _pixels(2)
-    before, after = torch.tensor([[2, 17, 40], [2, 250, 3]]), torch.tensor([[7, 8, 9, 1, 5, 6], [10, 11, 12, 3, 3, 4]])
+    before, after = (
+        torch.tensor([[2, 17, 40], [2, 250, 3]]),
+        torch.tensor([[7, 8, 9, 1, 5, 6], [10, 11, 12, 3, 3, 4]]),
+    )
     ids = torch.cat([before, torch.full((2, 4), IMAGE_TOKEN), after], dim=1)  # 13 tokens, window 4
     token_type = (ids == IMAGE_TOKEN).long()
     masks = capture_masks(reference)
     with torch.no_grad():
         want_image = reference.model.get_image_features(pixels).pooler_output
-        out = reference(input_ids=ids, pixel_values=pixels, token_type_ids=token_type, output_hidden_states=True)
+        out = reference(
+            input_ids=ids, pixel_values=pixels, token_type_ids=token_type, output_hidden_states=True
+        )
         decoder = policy.trunk.decoder
         image = policy.trunk.vision.encode_pixels(pixels)
         embeds = torch.cat([decoder.embed_tokens(before), image, decoder.embed_tokens(after)], dim=1)
@@ -84,7 +89,9 @@ def test_gemma3_text_model_matches_transformers_under_its_mask_and_ours(tmp_path
     policy, config, report = import_policy(str(tmp_path), BASE, _spec(), None)
     assert config.backbone.flavour == "gemma3" and config.text_vocab_size == TEXT["vocab_size"]
     assert "trunk.vision.patchify.weight" in report.initialised  # text only: the tower starts fresh
-    ids = torch.tensor([[2, 5, 9, 13, 40, 41, 42, 7, 8, 99, 100, 3], [2, 6, 6, 6, 1, 1, 250, 251, 4, 4, 4, 4]])
+    ids = torch.tensor(
+        [[2, 5, 9, 13, 40, 41, 42, 7, 8, 99, 100, 3], [2, 6, 6, 6, 1, 1, 250, 251, 4, 4, 4, 4]]
+    )
     masks = capture_masks(reference)
     with torch.no_grad():
         out = reference(input_ids=ids, output_hidden_states=True)
@@ -105,7 +112,9 @@ def test_siglip_positions_interpolated_to_a_smaller_grid_match_transformers(tmp_
     """A 32 px tower (4x4 positions) imported for 16 px frames (2x2) computes what transformers computes with
     interpolate_pos_encoding, and the table itself is transformers' bicubic resize."""
     reference = siglip_tower(tmp_path)
-    base = attrs.evolve(BASE, vision=attrs.evolve(BASE.vision, image_size=16, projector="gemma3", tokens_per_image=4))
+    base = attrs.evolve(
+        BASE, vision=attrs.evolve(BASE.vision, image_size=16, projector="gemma3", tokens_per_image=4)
+    )
     policy, config, _ = import_policy(str(tmp_path), base, _spec(16), None)
     assert config.vision.image_size == 16 and policy.trunk.vision.positions.shape[0] == 4
     table = reference.embeddings.position_embedding.weight

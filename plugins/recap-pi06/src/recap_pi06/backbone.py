@@ -115,7 +115,9 @@ class VisionEncoder(nn.Module):
         self.blocks = nn.Sequential(*(VisionBlock(shape) for _ in range(shape.depth)))
         self.norm = nn.LayerNorm(shape.width, eps=shape.layer_norm_eps)
         self.project: nn.Module = (
-            Gemma3Projector(shape, out_dim) if shape.projector == "gemma3" else nn.Linear(shape.width, out_dim)
+            Gemma3Projector(shape, out_dim)
+            if shape.projector == "gemma3"
+            else nn.Linear(shape.width, out_dim)
         )
 
     def frame_size(self, height: int, width: int) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """Configs and presets of the pi0.6-style VLA (DESIGN.md section 6) and its value-network variant.
 
 Shapes are nested frozen attrs classes, so a run overrides one field with e.g. ``--policy.backbone.width 256``.
-The full-size presets follow the paper (seeds/004 section V-A): a Gemma 3 4B-shaped decoder with a
-SigLIP-So400m-shaped vision tower, an ~860M-parameter action expert, and a ~670M value backbone.
+The full-size presets follow the paper: ``pi06`` is the public Gemma 3 4B VLM (its SigLIP So400m tower at 224 px,
+the Gemma 3 projector, the 34-layer decoder) with an ~860M-parameter action expert; ``pi06-value`` is Gemma 3 270M
+with a SigLIP So400m/14 tower at 224 px (~670M in all).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from attrs.validators import ge, gt, in_
 
 from recap.config import PolicyConfig, ValueNetworkConfig
 from recap.nn.normalizer import DEFAULT_MIN_STD
-
 
 #: How patch features become decoder tokens: ``linear`` (PaliGemma: one biased linear layer per patch) or
 #: ``gemma3`` (Gemma 3: an average pool down to ``tokens_per_image`` tokens, RMSNorm, a bare matrix; see
@@ -224,10 +224,40 @@ _SMALL_VISION = VisionShape(width=64, depth=2, heads=4, mlp_dim=256, patch_size=
 _SMALL_DECODER = DecoderShape(width=128, depth=4, num_heads=4, num_kv_heads=2, head_dim=32, mlp_dim=512)
 #: SigLIP So400m/14 at 224 px: width 1152, 27 blocks, 16 heads, MLP 4304.
 _SO400M = VisionShape(width=1152, depth=27, heads=16, mlp_dim=4304, patch_size=14, image_size=224)
-#: Gemma 3 4B language model: width 2560, 34 layers, 8 query / 4 KV heads of 256, MLP 10240.
-_GEMMA3_4B = DecoderShape(width=2560, depth=34, num_heads=8, num_kv_heads=4, head_dim=256, mlp_dim=10240)
-#: A ~670M Gemma-3-style decoder for the value model (same head layout and vocabulary as Gemma 3).
-_VALUE_670M = DecoderShape(width=1024, depth=21, num_heads=8, num_kv_heads=4, head_dim=256, mlp_dim=4096)
+#: Gemma 3's tower: So400m with the Gemma 3 projector, 256 tokens per image. The public checkpoint is at 896 px
+#: (64x64 patches pooled 4x4); at 224 px the 16x16 patches are the 256 tokens (positions interpolated on import).
+_GEMMA3_VISION = attrs.evolve(_SO400M, flavour="siglip", projector="gemma3", tokens_per_image=256)
+#: Gemma 3 4B language model: width 2560, 34 layers, 8 query / 4 KV heads of 256, MLP 10240, every sixth layer
+#: global (rotary base 1e6 with linear scaling x8), the others a 1024-token sliding window (base 1e4).
+_GEMMA3_4B = DecoderShape(
+    width=2560,
+    depth=34,
+    num_heads=8,
+    num_kv_heads=4,
+    head_dim=256,
+    mlp_dim=10240,
+    flavour="gemma3",
+    rope_theta=1e6,
+    rope_scaling=8.0,
+    sliding_window=1024,
+    query_pre_attn_scalar=256,
+)
+#: Gemma 3 270M: width 640, 18 layers, 4 query / 1 KV head of 256, MLP 2048, a 512-token window, no scaling.
+_GEMMA3_270M = DecoderShape(
+    width=640,
+    depth=18,
+    num_heads=4,
+    num_kv_heads=1,
+    head_dim=256,
+    mlp_dim=2048,
+    flavour="gemma3",
+    rope_theta=1e6,
+    sliding_window=512,
+    query_pre_attn_scalar=256,
+)
+#: Gemma 3's vocabulary: 262,208 rows in the 4B model's table, 262,144 in 270M's (plus rows for recap's four
+#: special tokens). An import sizes the table from the checkpoint and its tokenizer (``weights.importer``).
+GEMMA3_4B_VOCAB, GEMMA3_270M_VOCAB = 262_208, 262_144 + 4
 
 PI06_TINY = Pi06Config(
     vision=_TINY_VISION,
@@ -250,11 +280,11 @@ PI06_SMALL = Pi06Config(
     noise_scale=0.0,  # deterministic sampling: far more reliable for small CPU policies (DESIGN.md section 8)
 )
 PI06_FULL = Pi06Config(
-    vision=_SO400M,
+    vision=_GEMMA3_VISION,
     backbone=_GEMMA3_4B,
     expert=ExpertShape(width=1024, mlp_dim=4096),
     chunk_size=50,
-    text_vocab_size=262_144,
+    text_vocab_size=GEMMA3_4B_VOCAB,
     fast_vocab_size=2048,
     max_prompt_tokens=200,
     max_subtask_tokens=48,
@@ -267,8 +297,9 @@ PI06_VALUE_SMALL = Pi06ValueConfig(
     vision=_SMALL_VISION,
     backbone=DecoderShape(width=96, depth=3, num_heads=4, num_kv_heads=2, head_dim=24, mlp_dim=384),
 )
+PI06_896 = attrs.evolve(PI06_FULL, vision=attrs.evolve(_GEMMA3_VISION, image_size=896))
 PI06_VALUE_FULL = Pi06ValueConfig(
-    vision=_SO400M, backbone=_VALUE_670M, text_vocab_size=262_144, max_prompt_tokens=200
+    vision=_GEMMA3_VISION, backbone=_GEMMA3_270M, text_vocab_size=GEMMA3_270M_VOCAB, max_prompt_tokens=200
 )
 
 #: The pi0 / pi0.5 checkpoints' shapes: SigLIP So400m/14 at 224 px, a Gemma-2B backbone (width 2048, 18 layers,
@@ -296,16 +327,19 @@ PI05 = attrs.evolve(
     normalization="quantile",
 )
 
-#: Parameter-count targets of the full presets (per part), checked on the meta device within 5%.
+#: Parameter-count targets of the full presets (per part), checked on the meta device within 5%: pi0.6 is
+#: Gemma 3 4B (SigLIP So400m ~412M with the projector, a 3.88B language model) and an 860M expert.
 FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 3.88e9, "expert": 860e6}
 #: pi0: SigLIP So400m (~400M) + projector, Gemma 2B (~2.5B with its 0.53B embedding), Gemma 300M expert (~0.3B).
 PI0_TARGETS: dict[str, float] = {"vision": 414e6, "backbone": 2.51e9, "expert": 315e6}
 #: pi0.5: the same, with a 3-way adaptive-norm ``dense`` on each of the expert's 37 norms (~0.43B expert).
 PI05_TARGETS: dict[str, float] = {"vision": 414e6, "backbone": 2.51e9, "expert": 430e6}
-VALUE_FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 670e6}
+#: the paper's 670M value model read as the whole VLM: Gemma 3 270M and SigLIP So400m
+VALUE_FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 270e6, "total": 670e6}
 #: the targets of each full-size preset (``python -m recap_pi06.params NAME`` prints counts against them)
 PRESET_TARGETS: dict[str, dict[str, float]] = {
     "pi06": FULL_TARGETS,
+    "pi06-896": FULL_TARGETS,
     "pi06-value": VALUE_FULL_TARGETS,
     "pi0": PI0_TARGETS,
     "pi05": PI05_TARGETS,
@@ -315,6 +349,7 @@ POLICY_PRESETS: dict[str, Pi06Config] = {
     "pi06-tiny": PI06_TINY,
     "pi06-small": PI06_SMALL,
     "pi06": PI06_FULL,
+    "pi06-896": PI06_896,
     "pi0": PI0,
     "pi05": PI05,
 }

@@ -73,7 +73,9 @@ def _rope(params: dict[str, Any], kind: str, default_theta: float) -> tuple[floa
     entry = params.get(kind) or {}
     kind_of_rope = entry.get("rope_type", "default")
     if kind_of_rope not in ("default", "linear"):
-        raise ConfigError(f"Gemma 3 {kind} layers use rope_type {kind_of_rope!r}; recap reads default and linear")
+        raise ConfigError(
+            f"Gemma 3 {kind} layers use rope_type {kind_of_rope!r}; recap reads default and linear"
+        )
     return float(entry.get("rope_theta", default_theta)), float(entry.get("factor", 1.0))
 
 
@@ -87,7 +89,9 @@ def gemma3_decoder(text: dict[str, Any], shape: DecoderShape) -> DecoderShape:
             pattern = shape.depth + 1  # no global layer
         else:
             pattern = layer_types.index("full_attention") + 1
-        decoded = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(shape.depth)]
+        decoded = [
+            "full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(shape.depth)
+        ]
         if list(layer_types) != decoded:
             raise ConfigError(
                 f"config.json's layer_types {layer_types} is not one global layer every {pattern}; recap's Gemma 3 "
@@ -95,7 +99,9 @@ def gemma3_decoder(text: dict[str, Any], shape: DecoderShape) -> DecoderShape:
             )
     params = text.get("rope_parameters") or {}
     rope_theta, scaling = _rope(params, "full_attention", float(text.get("rope_theta", 1e6)))
-    local_theta, local_scaling = _rope(params, "sliding_attention", float(text.get("rope_local_base_freq", 1e4)))
+    local_theta, local_scaling = _rope(
+        params, "sliding_attention", float(text.get("rope_local_base_freq", 1e4))
+    )
     if local_scaling != 1.0:
         raise ConfigError("Gemma 3 local layers with scaled rotary positions are not supported")
     if "rope_scaling" in text and text["rope_scaling"]:  # transformers 4 files
@@ -156,11 +162,16 @@ class CombinedCheckpoint:
     def names(self) -> list[str]:
         return list(self.shapes)
 
-    def read(self, keys: Iterable[str], dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    def read(
+        self, keys: Iterable[str], dtype: torch.dtype | None = None
+    ) -> Iterator[tuple[str, torch.Tensor]]:
         keys = list(keys)
         for part in self.parts:
             for key, tensor in part.read([k for k in keys if self.owner[k] is part], dtype):
-                yield key, interpolate_positions(tensor, self.resize_to[key]) if key in self.resize_to else tensor
+                yield (
+                    key,
+                    interpolate_positions(tensor, self.resize_to[key]) if key in self.resize_to else tensor,
+                )
 
     def config_json(self) -> dict[str, Any]:
         """The checkpoint's ``config.json``; for several, the text model's as ``text_config`` and the vision

@@ -12,9 +12,11 @@ import contextlib
 import math
 import re
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 import torch
+from torch import nn
 
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
@@ -29,6 +31,8 @@ from recap_pi06.weights.reader import CheckpointFiles
 #: parameters no public checkpoint carries: recap fits or computes them (reported as initialised by recap)
 RECAP_OWN = ("trunk.norm.", "trunk.text.", "fast.", "trunk.env_proj.")
 #: the parts a checkpoint may bring (most specific first): a part it brings at all must come whole
+#: a policy or value-network config
+C = TypeVar("C")
 PARTS = ("trunk.vision.project.", "trunk.vision.", "trunk.decoder.", "expert.")
 EMBED = "trunk.decoder.embed.weight"
 
@@ -235,7 +239,30 @@ def import_policy(
     seed: int = 0,
 ) -> tuple[Pi06Policy, Pi06Config, ImportReport]:
     """Build a pi06 policy shaped like the checkpoint at ``path`` and load it (see the module docstring)."""
-    files = CombinedCheckpoint([path])
+    return import_model(
+        [path],
+        base,
+        lambda config: Pi06Policy(config, spec, stats),
+        tokenizer=tokenizer,
+        dtype=dtype,
+        progress=progress,
+        seed=seed,
+    )
+
+
+def import_model(
+    paths: list[str],
+    base: C,
+    build: Callable[[C], nn.Module],
+    *,
+    tokenizer: str = "",
+    dtype: torch.dtype | None = None,
+    progress: Callable[[Iterator, int], Iterator] | None = None,
+    seed: int = 0,
+) -> tuple[Any, C, ImportReport]:
+    """``build(config)`` with ``config`` shaped like the checkpoints at ``paths`` (read as one, e.g. a text-only
+    Gemma 3 and a SigLIP tower), then loaded; ``base`` is a policy or value-network config."""
+    files = CombinedCheckpoint(paths)
     tokenizer = tokenizer or _find_tokenizer(files)
     text_vocab = read_tokenizer_file(tokenizer).size() if tokenizer else 0
     config = attrs.evolve(infer_config(files, base, text_vocab), text_tokenizer_path=tokenizer)
@@ -244,7 +271,7 @@ def import_policy(
         torch.manual_seed(
             seed
         )  # what the checkpoint lacks (new vocabulary rows) starts the same every import
-        model = Pi06Policy(config, spec, stats)
+        model = build(config)
     report = load_into(model, files, dtype=dtype, progress=progress)
     return model, config, report
 
