@@ -162,12 +162,11 @@ def load_into(
     model: Pi06Policy,
     files: CheckpointFiles,
     *,
-    dtype: torch.dtype | None = None,
     progress: Callable[[Iterator, int], Iterator] | None = None,
 ) -> ImportReport:
     """Copy the checkpoint's tensors into ``model``. Every parameter of a part (``PARTS``) the checkpoint brings
-    at all must come from it (except recap's own); otherwise, and on any unexpected key or wrong shape, nothing is loaded and
-    the error names every offending key."""
+    at all must come from it (except recap's own); otherwise, and on any unexpected key or wrong shape, nothing
+    is loaded and the error names every offending key."""
     mapping, skipped = _mapping(files)
     params = dict(model.named_parameters()) | dict(model.named_buffers())
     problems: list[str] = []
@@ -193,11 +192,12 @@ def load_into(
     problems += [f"missing {name}: the checkpoint has no tensor for it" for name in missing]
     if problems:
         raise ConfigError("cannot import this checkpoint:\n  " + "\n  ".join(problems))
-    stream = files.read(mapping, dtype)
     with torch.no_grad():
-        for key, tensor in progress(stream, len(mapping)) if progress else stream:
-            target = params[mapping[key]]
-            target[: tensor.shape[0]].copy_(tensor) if mapping[key] == EMBED else target.copy_(tensor)
+        targets = {}
+        for key, name in mapping.items():
+            target = params[name]
+            targets[key] = target[: files.shapes[key][0]] if name == EMBED else target
+        files.copy_into(targets, progress)
     initialised = sorted(name for name in params if name not in filled)
     rows = files.shapes[next(k for k, t in mapping.items() if t == EMBED)][0] if EMBED in filled else 0
     return ImportReport(mapping, skipped, initialised, (rows, params[EMBED].shape[0]))
@@ -240,7 +240,7 @@ def import_policy(
             seed
         )  # what the checkpoint lacks (new vocabulary rows) starts the same every import
         model = Pi06Policy(config, spec, stats)
-    report = load_into(model, files, dtype=dtype, progress=progress)
+    report = load_into(model, files, progress=progress)
     return model, config, report
 
 
