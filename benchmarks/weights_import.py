@@ -4,6 +4,7 @@ usual way), each in a fresh process.
 
     nice -n 10 python benchmarks/weights_import.py              # ~1.1B parameters (pi0.5 widths, fewer layers)
     python benchmarks/weights_import.py --vision-depth 27 --depth 18   # the full pi0.5 shapes (~3.4B, ~7 GB)
+    python benchmarks/weights_import.py --write-only /tmp/pi05_synthetic   # then: recap weights import it
 
 The checkpoint is synthetic (random bf16 weights) in openpi's pi0.5 key layout, written in two shards with a
 ``model.safetensors.index.json``: SigLIP So400m widths, a Gemma-2B backbone and a Gemma-300M adaptive-norm
@@ -116,7 +117,9 @@ def peak():
             return int(line.split()[1]) * 1024
 """
 
-CHILD_IMPORT = PEAK + """
+CHILD_IMPORT = (
+    PEAK
+    + """
 import json, sys, time, torch
 from recap.data.spec import aloha_spec
 from recap_pi06.config import PI05
@@ -129,8 +132,11 @@ params = sum(p.numel() for p in model.parameters())
 print(json.dumps({"seconds": took, "peak_rss": peak(),
                   "params": params, "loaded": len(report.loaded)}))
 """
+)
 
-CHILD_BASELINE = PEAK + """
+CHILD_BASELINE = (
+    PEAK
+    + """
 import json, sys, time, torch
 from pathlib import Path
 from safetensors.torch import load_file
@@ -157,6 +163,7 @@ with torch.no_grad():
 took = time.perf_counter() - start
 print(json.dumps({"seconds": took, "peak_rss": peak()}))
 """
+)
 
 
 def run_child(code: str, checkpoint: Path) -> dict:
@@ -172,8 +179,12 @@ def main() -> None:
     )
     parser.add_argument("--vision-depth", type=int, default=6)
     parser.add_argument("--depth", type=int, default=4, help="backbone and expert layers")
+    parser.add_argument("--write-only", type=Path, help="only write the checkpoint to this new directory")
     args = parser.parse_args()
     shapes = openpi_pi05_shapes(args.vision_depth, args.depth)
+    if args.write_only:
+        write_checkpoint(args.write_only, shapes)  # e.g. to try `recap weights import` on it
+        return
     params = sum(torch.Size(s).numel() for s in shapes.values())
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "pi05_synthetic"
