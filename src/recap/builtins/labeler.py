@@ -17,6 +17,7 @@ import torch
 from recap import rl
 from recap.config import LabelerConfig
 from recap.errors import LabelError, SchemaError
+from recap.hookspecs import LabelerFactory, Register
 from recap.plugins import hookimpl
 from recap.protocols import EpisodeToLabel, LabelResult
 
@@ -132,5 +133,5 @@ def _pad(rows: list[torch.Tensor]) -> torch.Tensor:
 
 
 @hookimpl
-def register_labelers(register) -> None:
+def register_labelers(register: Register[LabelerFactory, LabelerConfig]) -> None:
     register("recap", RecapLabeler, config=RecapLabelerConfig)
