@@ -191,7 +191,9 @@ def _unknown_hooks(module: object) -> list[str]:
 
 def _register_callback(
     registry: Registry, kind: str, plugin: str, dist: str, ver: str
-) -> hookspecs.Register[Any, Any] | hookspecs.RegisterPreset:
+) -> Callable[..., None]:
+    """The ``register`` callback handed to ``kind``'s hook (its signature: ``recap.hookspecs.Register<Kind>``)."""
+
     def register(name: str, factory: Any, *, config: type[PluginConfig]) -> None:
         _check_name(name)
         if not (isinstance(config, type) and attrs.has(config)):

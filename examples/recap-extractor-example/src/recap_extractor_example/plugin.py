@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from recap.config import ExtractorConfig
-from recap.hookspecs import ExtractorFactory, Register
+from recap.hookspecs import RegisterExtractor
 from recap.plugins import hookimpl
 from recap_extractor_example.extractor import FilteredBC, FilteredBCConfig
 
 
 @hookimpl
-def register_extractors(register: Register[ExtractorFactory, ExtractorConfig]) -> None:
+def register_extractors(register: RegisterExtractor) -> None:
     register("filtered-bc", FilteredBC, config=FilteredBCConfig)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from recap.config import ValueEstimatorConfig, ValueNetworkConfig
-from recap.hookspecs import Register, RegisterPreset, ValueEstimatorFactory, ValueNetworkFactory
+from recap.hookspecs import RegisterPreset, RegisterValueEstimator, RegisterValueNetwork
 from recap.plugins import hookimpl
 from recap_distributional_value.estimator import DistributionalValueConfig, make_distributional_value
 from recap_distributional_value.network import ConvMLPConfig, ConvMLPValueNet
 
 
 @hookimpl
-def register_value_estimators(register: Register[ValueEstimatorFactory, ValueEstimatorConfig]) -> None:
+def register_value_estimators(register: RegisterValueEstimator) -> None:
     register("distributional", make_distributional_value, config=DistributionalValueConfig)
 
 
 @hookimpl
-def register_value_networks(register: Register[ValueNetworkFactory, ValueNetworkConfig]) -> None:
+def register_value_networks(register: RegisterValueNetwork) -> None:
     register("conv-mlp", ConvMLPValueNet, config=ConvMLPConfig)
 
 
