@@ -5,10 +5,11 @@ refuses duplicate names and remembers which distribution supplied each entry. A 
 distribution's ``[project.entry-points.recap]`` table that implements some of these hooks with
 :data:`hookimpl`::
 
+    from recap.hookspecs import RegisterExtractor
     from recap.plugins import hookimpl
 
     @hookimpl
-    def register_extractors(register):
+    def register_extractors(register: RegisterExtractor) -> None:
         register("filtered-bc", FilteredBC, config=FilteredBCConfig)
 
 ``register(name, factory, *, config)`` takes a unique name, a factory and the factory's frozen attrs config
