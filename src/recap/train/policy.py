@@ -85,7 +85,7 @@ def train_policy(
         seed=trainer.seed,
         episodes=episodes,
         label_set=label_set,
-        cameras=getattr(model, "input_cameras", None),  # frames the policy never reads are not copied
+        cameras=model.input_cameras,  # frames the policy never reads are not copied
     )
     check_required_keys(
         sampler.batch(0), extractor_impl.required_keys, reg.name_of_config("extractor", extractor)
