@@ -24,10 +24,6 @@ class _Reads:
     input_cameras: tuple[str, ...]
 
 
-def _build(config, reg):
-    return reg.get("backend", reg.name_of_config("backend", config)).build(config)
-
-
 @pytest.mark.parametrize(
     "cameras", [(), ("cam_high",), ("cam_high", "cam_left_wrist")], ids=["state-only", "one", "two"]
 )
@@ -35,7 +31,7 @@ def test_evaluation_backend_renders_the_cameras_the_policy_reads(cameras):
     reg = load_registry(entrypoints=True)  # the shipped sim plugin, installed
     cfg = recap_config.resolve_preset("smoke", reg)
     assert cfg.eval_backend is None and cfg.backend.cameras == ("cam_high",)
-    backend = _build(evaluation_backend_config(cfg.backend, _Reads(cameras)), reg)
+    backend = reg.build(evaluation_backend_config(cfg.backend, _Reads(cameras)))
     try:
         assert backend.spec.camera_names == cameras
         check_serves(backend, _Reads(cameras))
@@ -46,7 +42,7 @@ def test_evaluation_backend_renders_the_cameras_the_policy_reads(cameras):
 def test_a_backend_without_a_camera_the_policy_reads_is_refused():
     reg = load_registry(entrypoints=True)
     cfg = recap_config.resolve_preset("smoke", reg)
-    backend = _build(attrs.evolve(cfg.backend, cameras=()), reg)
+    backend = reg.build(attrs.evolve(cfg.backend, cameras=()))
     try:
         with pytest.raises(ConfigError, match=r"reads cameras \['cam_high'\]"):
             check_serves(backend, _Reads(("cam_high",)))

@@ -116,19 +116,15 @@ def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple
             config = evaluation_backend_config(config, policy)
     elif settings.demonstrator is None:
         raise ConfigError("nothing to run: give --policy CHECKPOINT_DIR or demonstrator:NAME")
-    robot = _build(registry, config)
+    robot = registry.build(config)
     if policy is not None:
         check_serves(robot, policy)
         actor = policy
     else:
-        actor = _build(registry, settings.demonstrator, robot)
-        version = f"demonstrator:{registry.name_of_config('demonstrator', settings.demonstrator)}"
-    teleop = None if settings.teleoperator is None else _build(registry, settings.teleoperator, robot)
+        actor = registry.build(settings.demonstrator, robot)
+        version = f"demonstrator:{registry.entry_for(settings.demonstrator).name}"
+    teleop = None if settings.teleoperator is None else registry.build(settings.teleoperator, robot)
     return robot, actor, deployment, teleop, version
-
-
-def _build(registry: Any, config: PluginConfig, *args: Any) -> Any:
-    return registry.get(config.kind, registry.name_of_config(config.kind, config)).build(config, *args)
 
 
 def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:

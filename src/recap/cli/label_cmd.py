@@ -20,9 +20,7 @@ from recap.config import LabelerConfig
 from recap.data import EpisodeStore
 from recap.errors import ConfigError
 from recap.plugins import get_registry
-from recap.train.labeling import label_store
-
-DEFAULT_LABELER = "recap"
+from recap.train.labeling import DEFAULT_LABELER, label_store
 
 
 @attrs.frozen(kw_only=True)

@@ -23,7 +23,7 @@ Options may come before or after any switch: each goes to its own field. Boolean
 
 
 def loop_presets(registry) -> list[str]:
-    return [n for n in registry.names("preset") if registry.get("preset", n).config is LoopConfig]
+    return [n for n in registry.names("preset") if registry.preset_class(n) is LoopConfig]
 
 
 def parse_loop_args(args: Sequence[str], prog: str, default_preset: str | None = None) -> LoopConfig:

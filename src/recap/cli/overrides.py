@@ -165,7 +165,7 @@ def _current_switch(field: str, default: Any, registry: Any, switches: dict, opt
             f"{options[0]} sets a field of {field}, which is none here: name one first, e.g. "
             f"`{field}:{names[0] if names else 'NAME'} {options[0]} ...` (choices: {', '.join(names)})"
         )
-    return f"{field}:{registry.name_of_config(base.kind, current)}"
+    return f"{field}:{registry.entry_for(current).name}"
 
 
 def parse(cls: type, default: Any, args: Sequence[str], prog: str, description: str, registry: Any) -> Any:

@@ -56,7 +56,7 @@ def backend_spec(cfg: LoopConfig, reg: Any) -> RobotSpec:
 
 
 def _build_backend(config: BackendConfig, reg: Any) -> RobotBackend:
-    return reg.get("backend", reg.name_of_config("backend", config)).build(config)
+    return reg.build(config)
 
 
 def uses_expert(i: int, share: float) -> bool:
@@ -107,9 +107,7 @@ def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, 
     if job.mode == "demos":
         backend = _build_backend(cfg.backend, reg)
         demonstrator = cfg.demonstrator
-        actor = reg.get("demonstrator", reg.name_of_config("demonstrator", demonstrator)).build(
-            demonstrator, backend
-        )
+        actor = reg.build(demonstrator, backend)
         return actor, None, backend
     policy, deployment = load_policy(job.policy_dir, reg)
     if job.guidance is not None:
@@ -150,9 +148,7 @@ def _run_job(
         store = EpisodeStore.open(job.store) if job.store else None
         expert = None
         if job.expert_seeds:
-            expert = reg.get("teleoperator", reg.name_of_config("teleoperator", cfg.expert)).build(
-                cfg.expert, backend
-            )
+            expert = reg.build(cfg.expert, backend)
         for seed in job.seeds:
             if job.mode == "eval":
                 report = evaluate_rollouts(backend, actor, seeds=[seed], **common)
