@@ -95,7 +95,7 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
     config = base
     if "trunk.vision.patchify.weight" in shape:
         width, _, patch, _ = shape["trunk.vision.patchify.weight"]
-        patches = shape.get("trunk.vision.positions", (base.vision.image_size // patch) ** 2)
+        patches = shape["trunk.vision.positions"][0] if "trunk.vision.positions" in shape else 0
         config = attrs.evolve(
             config,
             vision=attrs.evolve(
@@ -103,7 +103,7 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
                 flavour="siglip",
                 width=width,
                 patch_size=patch,
-                image_size=math.isqrt(patches[0] if isinstance(patches, tuple) else patches) * patch,
+                image_size=math.isqrt(patches) * patch if patches else base.vision.image_size,
                 depth=_count(shape, r"trunk\.vision\.blocks\.(\d+)\..*"),
                 heads=vis.get("num_attention_heads", base.vision.heads),
                 mlp_dim=shape["trunk.vision.blocks.0.fc1.weight"][0],
@@ -235,6 +235,11 @@ def import_policy(
     tokenizer = tokenizer or _find_tokenizer(files)
     text_vocab = read_tokenizer_file(tokenizer).size() if tokenizer else 0
     config = attrs.evolve(infer_config(files, base, text_vocab), text_tokenizer_path=tokenizer)
+    if config.action_pad_dim and spec.action_dim > config.action_pad_dim:
+        raise ConfigError(
+            f"the robot has {spec.action_dim} action dimensions but the checkpoint's actions are padded to "
+            f"{config.action_pad_dim}; it cannot drive this robot without a new action_in_proj / action_out_proj"
+        )
     with default_dtype(dtype), torch.random.fork_rng():
         torch.manual_seed(
             seed
