@@ -69,6 +69,7 @@ ExtractorC = TypeVar("ExtractorC", bound="ExtractorConfig", contravariant=True)
 BackendC = TypeVar("BackendC", bound="BackendConfig", contravariant=True)
 TeleoperatorC = TypeVar("TeleoperatorC", bound="TeleoperatorConfig", contravariant=True)
 DemonstratorC = TypeVar("DemonstratorC", bound="DemonstratorConfig", contravariant=True)
+WeightImporterC = TypeVar("WeightImporterC", bound="WeightImporterConfig", contravariant=True)
 
 
 class Builder(Protocol):
@@ -155,8 +156,14 @@ class RegisterDemonstrator(Protocol):
     ) -> None: ...
 
 
-class WeightImporterFactory(Protocol):
-    def __call__(self, config: WeightImporterConfig, /) -> WeightImporter: ...
+class WeightImporterFactory(Protocol[WeightImporterC]):
+    def __call__(self, config: WeightImporterC, /) -> WeightImporter: ...
+
+
+class RegisterWeightImporter(Protocol):
+    def __call__(
+        self, name: str, factory: WeightImporterFactory[WeightImporterC], *, config: type[WeightImporterC]
+    ) -> None: ...
 
 
 class RegisterPreset(Protocol):
@@ -222,6 +229,6 @@ def register_presets(register: RegisterPreset) -> None:
 
 
 @hookspec
-def register_weight_importers(register: Register[WeightImporterFactory, WeightImporterConfig]) -> None:
+def register_weight_importers(register: RegisterWeightImporter) -> None:
     """Called once when the registry loads. Register importers of public pretrained checkpoints for
     ``recap weights import``: ``factory(config) -> WeightImporter``."""

@@ -13,7 +13,6 @@ from recap.config import WeightImporterConfig
 from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings, WeightImportRequest
 from recap.protocols.weights import Progress
-from recap.train.checkpoint import save_policy
 from recap_pi06.config import PI0, PI05
 from recap_pi06.weights.importer import import_policy
 from recap_pi06.weights.norm_stats import find_norm_stats, read_openpi_norm_stats
@@ -77,5 +76,7 @@ class Pi06WeightImporter:
             lines.append(
                 "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data"
             )
+        from recap.train.checkpoint import save_policy  # the trainer's stack loads only when importing
+
         save_policy(request.out, model, config, request.spec, stats, DeploymentSettings())
         return lines + report.lines()
