@@ -126,3 +126,33 @@ def test_siglip_positions_interpolated_to_a_smaller_grid_match_transformers(tmp_
         assert (interpolate_positions(table, 2) - want_table[0]).abs().max() <= TOL
     assert (got - want).abs().max() <= TOL
     assert torch.equal(interpolate_positions(table, 4), table)  # the same grid is left alone
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("drop", "missing trunk.decoder.layers.5.attn.k_norm.weight"),
+        ("reshape", "shape of language_model.model.layers.5.self_attn.k_norm.weight is [4]"),
+    ],
+)
+def test_a_gemma3_checkpoint_missing_a_tensor_or_of_a_wrong_shape_is_refused_by_key(
+    tmp_path, change, message
+):
+    import shutil
+
+    import safetensors.torch
+
+    from recap.errors import ConfigError
+
+    gemma3_vlm(tmp_path / "good")
+    state = safetensors.torch.load_file(str(tmp_path / "good" / "model.safetensors"))
+    key = "language_model.model.layers.5.self_attn.k_norm.weight"
+    if change == "drop":
+        del state[key]
+    else:
+        state[key] = state[key][:4].clone()
+    (tmp_path / "bad").mkdir()
+    safetensors.torch.save_file(state, str(tmp_path / "bad" / "model.safetensors"))
+    shutil.copyfile(tmp_path / "good" / "config.json", tmp_path / "bad" / "config.json")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        import_policy(str(tmp_path / "bad"), BASE, _spec(), None)

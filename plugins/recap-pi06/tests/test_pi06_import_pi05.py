@@ -106,8 +106,9 @@ def test_time_embedding_and_time_mlp_by_hand():
     assert x.shape == (3, 5, 16)
 
 
-def openpi_pi05_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A tiny pi0.5 state dict named the way openpi's PyTorch converter names it (transformers 4.5x layout)."""
+def openpi_pi05_state(seed: int = 0, pad: int = 6) -> dict[str, torch.Tensor]:
+    """A tiny pi0.5 state dict named the way openpi's PyTorch converter names it (transformers 4.5x layout),
+    actions padded to ``pad`` dimensions."""
     g = torch.Generator().manual_seed(seed)
     shapes: dict[str, tuple[int, ...]] = {}
     vt = "paligemma_with_expert.paligemma.model.vision_tower.vision_model."
@@ -155,8 +156,8 @@ def openpi_pi05_state(seed: int = 0) -> dict[str, torch.Tensor]:
             shapes[root + "norm.weight"] = (width,)
     shapes["paligemma_with_expert.gemma_expert.lm_head.weight"] = (300, 16)
     for name, shape in {
-        "action_in_proj": (16, 6),
-        "action_out_proj": (6, 16),
+        "action_in_proj": (16, pad),
+        "action_out_proj": (pad, 16),
         "time_mlp_in": (16, 16),
         "time_mlp_out": (16, 16),
     }.items():

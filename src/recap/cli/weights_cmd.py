@@ -33,6 +33,7 @@ def import_weights(
     tokenizer: str = "",
     dtype: Literal["float32", "bfloat16", "float16"] = "float32",
     progress: bool = True,
+    vision: Path | None = None,
 ) -> int:
     """Import a pi0 / pi0.5 (openpi, LeRobot), PaliGemma or SigLIP checkpoint into a recap policy checkpoint.
 
@@ -47,6 +48,8 @@ def import_weights(
         tokenizer: the checkpoint's ``tokenizer.json`` or SentencePiece ``.model``; default: beside it.
         dtype: the imported model's dtype (tensors are converted as they are read).
         progress: show a progress bar over the tensors.
+        vision: a SigLIP tower checkpoint (``SiglipVisionModel``) to read with a text-only SOURCE (the value
+            model: ``--importer pi06-value`` from Gemma 3 270M and SigLIP So400m).
     """
     spec, stats = _spec_and_stats(store)
     registry = get_registry()
@@ -62,6 +65,7 @@ def import_weights(
         norm_stats=norm_stats,
         dtype=dtype,
         tokenizer=tokenizer,
+        vision=vision,
     )
 
     def bar(items: Iterable[T], total: int, label: str) -> Iterator[T]:

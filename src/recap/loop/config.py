@@ -63,8 +63,9 @@ class LoopConfig:
         task: the target task prompt given to the backend and the policy.
         iterations: K improvement iterations (the paper: one often helps a lot; two removed a failure mode).
         backend / demonstrator / expert: the robot, the demonstration source and the intervening operator.
-        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``); e.g. the
-            same simulation without rendering cameras the policy never reads.
+        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``). Its
+            cameras are set to the ones the evaluated policy reads (``Policy.input_cameras``), so a state-only
+            policy is evaluated without rendering and a vision policy sees every camera it was trained on.
         policy / value: the models, by registered name.
         pretrain_labeler / finetune_labeler: Monte-Carlo advantages with ~30% positive for pre-training,
             n-step advantages with ~40% positive per iteration (DESIGN.md section 2).
@@ -72,6 +73,8 @@ class LoopConfig:
         sft_extractor: the demonstration fine-tuning stage (advantage conditioning with I = 1).
         chunk_size: action chunk H the policy predicts (and the sampler cuts).
         seed: seeds collection and evaluation (episode i of a stage uses a seed derived from it).
+        policy_init: a policy checkpoint the pre-training stage fine-tunes instead of training ``policy`` from
+            scratch (e.g. public pi0.5 weights from ``recap weights import``; its own config then applies).
     """
 
     backend: BackendConfig
@@ -95,3 +98,4 @@ class LoopConfig:
     policy_finetune: StageTraining = attrs.field(factory=StageTraining)
     chunk_size: int = attrs.field(default=20, validator=positive)
     seed: int = 0
+    policy_init: Path | None = None

@@ -297,6 +297,14 @@ PI06_VALUE_SMALL = Pi06ValueConfig(
     vision=_SMALL_VISION,
     backbone=DecoderShape(width=96, depth=3, num_heads=4, num_kv_heads=2, head_dim=24, mlp_dim=384),
 )
+#: tiny Gemma 3-flavoured presets (tests, smoke runs, imports of tiny Gemma 3 checkpoints): seven layers, so a
+#: global layer sits between local ones; a 4-token tower pooled from a 2x2 or 4x4 grid
+_TINY_GEMMA3_VISION = attrs.evolve(_TINY_VISION, flavour="siglip", projector="gemma3", tokens_per_image=4)
+_TINY_GEMMA3 = attrs.evolve(
+    _TINY_DECODER, depth=7, flavour="gemma3", rope_theta=1e6, rope_scaling=8.0, sliding_window=8
+)
+PI06_GEMMA3_TINY = attrs.evolve(PI06_TINY, vision=_TINY_GEMMA3_VISION, backbone=_TINY_GEMMA3)
+PI06_VALUE_GEMMA3_TINY = attrs.evolve(PI06_VALUE_TINY, vision=_TINY_GEMMA3_VISION, backbone=_TINY_GEMMA3)
 PI06_896 = attrs.evolve(PI06_FULL, vision=attrs.evolve(_GEMMA3_VISION, image_size=896))
 PI06_VALUE_FULL = Pi06ValueConfig(
     vision=_GEMMA3_VISION, backbone=_GEMMA3_270M, text_vocab_size=GEMMA3_270M_VOCAB, max_prompt_tokens=200
@@ -350,6 +358,7 @@ POLICY_PRESETS: dict[str, Pi06Config] = {
     "pi06-small": PI06_SMALL,
     "pi06": PI06_FULL,
     "pi06-896": PI06_896,
+    "pi06-gemma3-tiny": PI06_GEMMA3_TINY,
     "pi0": PI0,
     "pi05": PI05,
 }
@@ -357,4 +366,5 @@ VALUE_PRESETS: dict[str, Pi06ValueConfig] = {
     "pi06-value-tiny": PI06_VALUE_TINY,
     "pi06-value-small": PI06_VALUE_SMALL,
     "pi06-value": PI06_VALUE_FULL,
+    "pi06-value-gemma3-tiny": PI06_VALUE_GEMMA3_TINY,
 }

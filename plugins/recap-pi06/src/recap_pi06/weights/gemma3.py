@@ -162,16 +162,26 @@ class CombinedCheckpoint:
     def names(self) -> list[str]:
         return list(self.shapes)
 
-    def read(
-        self, keys: Iterable[str], dtype: torch.dtype | None = None
-    ) -> Iterator[tuple[str, torch.Tensor]]:
-        keys = list(keys)
+    def copy_into(self, assignments: dict[str, torch.Tensor], progress: Any = None) -> None:
+        """``CheckpointFiles.copy_into`` over every part, one progress display for all; a resized position table
+        is read at its stored shape, then interpolated into its target."""
+        total = len(assignments)
+        shared = progress(iter(range(total)), total) if progress else iter(range(total))
+
+        def tick(items: Iterable[int], _: int) -> Iterator[int]:
+            for item in items:
+                next(shared, None)
+                yield item
+
         for part in self.parts:
-            for key, tensor in part.read([k for k in keys if self.owner[k] is part], dtype):
-                yield (
-                    key,
-                    interpolate_positions(tensor, self.resize_to[key]) if key in self.resize_to else tensor,
-                )
+            mine = {k: t for k, t in assignments.items() if self.owner[k] is part}
+            part.copy_into({k: t for k, t in mine.items() if k not in self.resize_to}, tick)
+            for key in mine.keys() & self.resize_to.keys():
+                stored = torch.empty(part.shapes[key], dtype=mine[key].dtype)
+                part.copy_into({key: stored}, tick)
+                mine[key].copy_(interpolate_positions(stored, self.resize_to[key]))
+        for _ in shared:  # let the display finish
+            pass
 
     def config_json(self) -> dict[str, Any]:
         """The checkpoint's ``config.json``; for several, the text model's as ``text_config`` and the vision

@@ -101,7 +101,7 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
     config = base
     if "trunk.vision.patchify.weight" in shape:
         width, _, patch, _ = shape["trunk.vision.patchify.weight"]
-        patches = shape.get("trunk.vision.positions", (base.vision.image_size // patch) ** 2)
+        patches = shape["trunk.vision.positions"][0] if "trunk.vision.positions" in shape else 0
         config = attrs.evolve(
             config,
             vision=attrs.evolve(
@@ -109,7 +109,7 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
                 flavour="siglip",
                 width=width,
                 patch_size=patch,
-                image_size=math.isqrt(patches[0] if isinstance(patches, tuple) else patches) * patch,
+                image_size=math.isqrt(patches) * patch if patches else base.vision.image_size,
                 depth=_count(shape, r"trunk\.vision\.blocks\.(\d+)\..*"),
                 heads=vis.get("num_attention_heads", base.vision.heads),
                 mlp_dim=shape["trunk.vision.blocks.0.fc1.weight"][0],
@@ -170,12 +170,11 @@ def load_into(
     model: Pi06Policy,
     files: CheckpointFiles,
     *,
-    dtype: torch.dtype | None = None,
     progress: Callable[[Iterator, int], Iterator] | None = None,
 ) -> ImportReport:
     """Copy the checkpoint's tensors into ``model``. Every parameter of a part (``PARTS``) the checkpoint brings
-    at all must come from it (except recap's own); otherwise, and on any unexpected key or wrong shape, nothing is loaded and
-    the error names every offending key."""
+    at all must come from it (except recap's own); otherwise, and on any unexpected key or wrong shape, nothing
+    is loaded and the error names every offending key."""
     mapping, skipped = _mapping(files)
     params = dict(model.named_parameters()) | dict(model.named_buffers())
     problems: list[str] = []
@@ -201,11 +200,12 @@ def load_into(
     problems += [f"missing {name}: the checkpoint has no tensor for it" for name in missing]
     if problems:
         raise ConfigError("cannot import this checkpoint:\n  " + "\n  ".join(problems))
-    stream = files.read(mapping, dtype)
     with torch.no_grad():
-        for key, tensor in progress(stream, len(mapping)) if progress else stream:
-            target = params[mapping[key]]
-            target[: tensor.shape[0]].copy_(tensor) if mapping[key] == EMBED else target.copy_(tensor)
+        targets = {}
+        for key, name in mapping.items():
+            target = params[name]
+            targets[key] = target[: files.shapes[key][0]] if name == EMBED else target
+        files.copy_into(targets, progress)
     initialised = sorted(name for name in params if name not in filled)
     rows = files.shapes[next(k for k, t in mapping.items() if t == EMBED)][0] if EMBED in filled else 0
     return ImportReport(mapping, skipped, initialised, (rows, params[EMBED].shape[0]))
@@ -228,7 +228,7 @@ def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
 
 
 def import_policy(
-    path: str,
+    path: str | list[str],
     base: Pi06Config,
     spec: RobotSpec,
     stats: NormStats | None,
@@ -238,11 +238,22 @@ def import_policy(
     progress: Callable[[Iterator, int], Iterator] | None = None,
     seed: int = 0,
 ) -> tuple[Pi06Policy, Pi06Config, ImportReport]:
-    """Build a pi06 policy shaped like the checkpoint at ``path`` and load it (see the module docstring)."""
+    """Build a pi06 policy shaped like the checkpoint at ``path`` (or several read as one: a text-only language
+    model and a SigLIP tower) and load it (see the module docstring)."""
+
+    def build(config: Pi06Config) -> Pi06Policy:
+        if config.action_pad_dim and spec.action_dim > config.action_pad_dim:
+            raise ConfigError(
+                f"the robot has {spec.action_dim} action dimensions but the checkpoint's actions are padded to "
+                f"{config.action_pad_dim}; it cannot drive this robot without a new action_in_proj / "
+                "action_out_proj"
+            )
+        return Pi06Policy(config, spec, stats)
+
     return import_model(
-        [path],
+        [path] if isinstance(path, str) else path,
         base,
-        lambda config: Pi06Policy(config, spec, stats),
+        build,
         tokenizer=tokenizer,
         dtype=dtype,
         progress=progress,
@@ -272,7 +283,7 @@ def import_model(
             seed
         )  # what the checkpoint lacks (new vocabulary rows) starts the same every import
         model = build(config)
-    report = load_into(model, files, dtype=dtype, progress=progress)
+    report = load_into(model, files, progress=progress)
     return model, config, report
 
 

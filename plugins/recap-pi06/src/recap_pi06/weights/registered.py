@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 import torch
@@ -13,13 +14,18 @@ from recap.config import WeightImporterConfig
 from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings, WeightImportRequest
 from recap.protocols.weights import Progress
-from recap.train.checkpoint import save_policy
-from recap_pi06.config import PI0, PI05
+from recap_pi06.config import PI0, PI05, POLICY_PRESETS
 from recap_pi06.weights.importer import import_policy
 from recap_pi06.weights.norm_stats import find_norm_stats, read_openpi_norm_stats
 
-#: the architecture presets an import can start from
-IMPORT_PRESETS = {"pi0": PI0, "pi05": PI05}
+#: the architecture presets an import can start from (the Gemma 3 ones, e.g. ``pi06`` / ``pi06-896``, for a
+#: Gemma 3 VLM)
+IMPORT_PRESETS = {
+    "pi0": PI0,
+    "pi05": PI05,
+    **{name: preset for name, preset in POLICY_PRESETS.items() if preset.vision.projector == "gemma3"},
+}
+C = TypeVar("C")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -27,7 +33,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class Pi06WeightImporterConfig(WeightImporterConfig):
     """``preset``: ``pi05`` (default: adaptive-norm expert, state as text, quantile normalisation) or ``pi0``
     (time mixed into the action tokens, state as one token, mean/std normalisation). Shapes come from the
-    checkpoint either way; a pi0 checkpoint is recognised by its ``state_proj`` / ``action_time_mlp_*``."""
+    checkpoint either way; a pi0 checkpoint is recognised by its ``state_proj`` / ``action_time_mlp_*``.
+    ``pi06`` (224 px) or ``pi06-896``: a Gemma 3 VLM gives the backbone and the vision tower, the Gemma 3-style
+    expert starts fresh."""
 
 
 class Pi06WeightImporter:
@@ -57,7 +65,7 @@ class Pi06WeightImporter:
             return progress(stream, total, "import")
 
         model, config, report = import_policy(
-            str(request.source),
+            [str(p) for p in request.sources()],
             self.base,
             request.spec,
             stats,
@@ -65,17 +73,26 @@ class Pi06WeightImporter:
             dtype=DTYPES[request.dtype],
             progress=bar,
         )
-        if config.text_tokenizer_path:
-            # the checkpoint keeps its own copy, so the import outlives the downloaded directory
-            source = Path(config.text_tokenizer_path)
-            request.out.mkdir(parents=True, exist_ok=True)
-            copy = request.out / f"text_tokenizer{source.suffix}"
-            shutil.copyfile(source, copy)
-            config = attrs.evolve(config, text_tokenizer_path=str(copy.resolve()))
-            lines.append(f"tokenizer: {source} (copied to {copy})")
-        else:
-            lines.append(
-                "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data"
-            )
+        config, line = keep_tokenizer(config, request.out)
+        lines.append(line)
+        from recap.train.checkpoint import save_policy  # the trainer's stack loads only when importing
+
         save_policy(request.out, model, config, request.spec, stats, DeploymentSettings())
         return lines + report.lines()
+
+
+def keep_tokenizer(config: C, out: Path) -> tuple[C, str]:
+    """``config`` pointing at a copy of its tokenizer inside ``out`` (so the import outlives the downloaded
+    directory), and the report line."""
+    if not config.text_tokenizer_path:
+        return (
+            config,
+            "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data",
+        )
+    source = Path(config.text_tokenizer_path)
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / f"text_tokenizer{source.suffix}"
+    shutil.copyfile(source, copy)
+    return attrs.evolve(
+        config, text_tokenizer_path=str(copy.resolve())
+    ), f"tokenizer: {source} (copied to {copy})"
