@@ -123,7 +123,7 @@ def load_policy(directory: str | Path, registry: Any = None) -> tuple[nn.Module,
     directory = Path(directory)
     reg = _registry(registry)
     config, spec, stats = _read_common(directory, PolicyConfig, reg)
-    policy = reg.get("policy", reg.name_of_config("policy", config)).build(config, spec, stats)
+    policy = reg.build(config, spec, stats)
     load_weights(policy, directory)
     deployment = DeploymentSettings()
     if (directory / DEPLOYMENT).exists():
@@ -156,9 +156,7 @@ def load_value(directory: str | Path, registry: Any = None) -> nn.Module:
     directory = Path(directory)
     reg = _registry(registry)
     config, spec, stats = _read_common(directory, ValueEstimatorConfig, reg)
-    estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", config)).build(
-        config, spec, stats
-    )
+    estimator = reg.build(config, spec, stats, registry=reg)
     load_weights(estimator, directory)
     return estimator.eval()
 
