@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from recap.data import keys
-from recap.data.episode_files import write_json_atomic
+from recap.data.atomic_json import write_json_atomic
 from recap.data.labels import success_name
 from recap.data.schema import EpisodeMeta
 from recap.data.store import EpisodeStore
