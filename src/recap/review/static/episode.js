@@ -124,6 +124,7 @@ function renderVideo() {
   video.addEventListener("seeked", () => setStep(Math.floor(video.currentTime * data.fps)));
   video.addEventListener("timeupdate", () => setStep(Math.floor(video.currentTime * data.fps)));
   video.addEventListener("play", () => requestAnimationFrame(followVideo));
+  video.addEventListener("loadeddata", () => performance.mark("recap-video"), { once: true });
   video.addEventListener("error", () => say(`the video could not be played (${video.error?.message || "error"})`, "error"));
 }
 
@@ -167,6 +168,7 @@ async function load() {
   renderLabel(data.label);
   renderVideo();
   setStep(0);
+  performance.mark("recap-painted");  // curves drawn (read by benchmarks/review.py)
   neighbours = await api(`/api/episodes/${encodeURIComponent(episodeId)}/neighbours?${query}`);
   document.getElementById("position").textContent =
     neighbours.position >= 0 ? `${neighbours.position + 1} of ${neighbours.total} in the list` : "";
