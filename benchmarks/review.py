@@ -29,7 +29,12 @@ import numpy as np
 from recap.data.store import EpisodeStore
 from recap.review import BackgroundServer, create_app
 from recap.testing.browser import chromium, chromium_missing, wait_for
-from recap.testing.synthetic_store import LABEL_SET, fill_store, synthetic_spec, synthetic_steps
+from recap.testing.synthetic_store import (
+    fill_store,
+    synthetic_spec,
+    synthetic_steps,
+    write_synthetic_label_set,
+)
 
 
 def _mark(driver: Any, name: str, timeout: float = 600) -> float:
@@ -76,12 +81,7 @@ def _episode_store(root: Path, cameras: int, lengths: tuple[int, ...]) -> tuple[
         store.add(synthetic_steps(spec, n, rng), task="pick up the cube", source="autonomous").episode_id
         for n in lengths
     ]
-    labels = {}
-    for eid, n in zip(ids, lengths, strict=True):
-        value = np.cumsum(rng.normal(0.002, 0.02, n)).astype(np.float32) - 1.0
-        advantage = np.diff(value, append=value[-1]).astype(np.float32)
-        labels[eid] = {"value": value, "advantage": advantage, "indicator": advantage > 0}
-    store.write_labels(LABEL_SET, labels, {"thresholds": {"pick up the cube": 0.0}})
+    write_synthetic_label_set(store, rng)
     return store, ids
 
 

@@ -5,6 +5,8 @@ Skipped (with the reason) only when chromium / chromedriver / selenium are absen
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from recap.data.store import EpisodeStore
@@ -12,6 +14,8 @@ from recap.review import BackgroundServer, create_app
 from recap.testing.browser import chromium, chromium_missing, wait_for
 from tests.review.conftest import LENGTH
 
+if chromium_missing() and os.environ.get("RECAP_REQUIRE_BROWSER"):  # CI sets it: never skip there
+    raise RuntimeError(f"RECAP_REQUIRE_BROWSER is set, but {chromium_missing()}")
 pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
 
 PAGE_READY = "return document.body.dataset.ready === '1' && location.pathname"

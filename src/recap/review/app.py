@@ -181,6 +181,7 @@ def create_app(
         Route("/api/episodes/{episode_id}/video", review.video),
         Route("/api/episodes/{episode_id}/label", review.label, methods=["POST"]),
         Route("/api/history", review.history),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),  # no icon, and no 404 in the log
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(

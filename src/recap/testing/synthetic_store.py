@@ -70,7 +70,7 @@ def fill_store(
     spec = spec or synthetic_spec()
     rng = np.random.default_rng(seed)
     store = EpisodeStore.create(root, spec)
-    metas = [
+    for i in range(n_episodes):
         store.add(
             synthetic_steps(spec, length, rng),
             task=tasks[i % len(tasks)],
@@ -78,13 +78,18 @@ def fill_store(
             policy_version=f"v{i % 3}",
             robot_id="synthetic",
         )
-        for i in range(n_episodes)
-    ]
     if with_label_set:
-        labels = {}
-        for m in metas:
-            value = np.cumsum(rng.normal(0.02, 0.1, m.length)).astype(np.float32) - 1.0
-            advantage = np.diff(value, append=value[-1]).astype(np.float32)
-            labels[m.episode_id] = {"value": value, "advantage": advantage, "indicator": advantage > 0}
-        store.write_labels(LABEL_SET, labels, {"thresholds": {t: 0.0 for t in tasks}})
+        write_synthetic_label_set(store, rng)
     return store
+
+
+def write_synthetic_label_set(store: EpisodeStore, rng: np.random.Generator) -> None:
+    """The label set ``LABEL_SET``: a random-walk value per episode, its step-to-step change as the
+    advantage, I = 1 where it rises, threshold 0 for every task."""
+    labels = {}
+    for m in store.episodes():
+        value = np.cumsum(rng.normal(0.2, 1.0, m.length) / np.sqrt(m.length)).astype(np.float32) - 1.0
+        advantage = np.diff(value, append=value[-1]).astype(np.float32)
+        labels[m.episode_id] = {"value": value, "advantage": advantage, "indicator": advantage > 0}
+    thresholds = {task: 0.0 for task in store.max_length_per_task()}
+    store.write_labels(LABEL_SET, labels, {"thresholds": thresholds})
