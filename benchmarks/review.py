@@ -11,13 +11,15 @@ Measured in one run, each against a small baseline, so the ratios show the scali
 
 Times are from the browser's navigation start to our ``performance.mark`` calls (rows in the table, curves
 drawn, ``loadeddata`` of the video), plus the browser's first-contentful-paint. Needs chromium and
-chromedriver (apt). Run: ``nice -n 10 python benchmarks/review.py`` (about 5-8 minutes, mostly writing the
-10,000-episode store).
+chromedriver (apt). Run: ``nice -n 10 python benchmarks/review.py --dir /tmp/review-bench`` (about 7 minutes on
+a loaded 2-core box, 6 of them writing the 10,000-episode store; a second run with the same ``--dir`` reuses
+the stores and takes about a minute).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -103,15 +105,21 @@ def main() -> None:
         raise SystemExit(f"cannot run: {chromium_missing()}")
     work = args.dir or Path(tempfile.mkdtemp(prefix="recap-review-bench-"))
     list_spec = synthetic_spec(cameras=1, height=16, width=16)
-    built = {}
     for name, n in (("small", args.small_episodes), ("large", args.episodes)):
-        started = time.perf_counter()
-        fill_store(work / f"list-{name}", n, 20, spec=list_spec, with_label_set=False)
-        built[name] = time.perf_counter() - started
-        print(f"built a {n}-episode store in {built[name]:.0f} s", flush=True)
+        root = work / f"list-{name}"
+        if (root / "store.json").is_file() and len(EpisodeStore.open(root).episodes()) == n:
+            print(f"reusing the {n}-episode store in {root}", flush=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            started = time.perf_counter()
+            fill_store(root, n, 20, spec=list_spec, with_label_set=False)
+            print(f"built a {n}-episode store in {time.perf_counter() - started:.0f} s", flush=True)
+    shutil.rmtree(work / "episodes", ignore_errors=True)
     episodes, (long_id, short_id) = _episode_store(
         work / "episodes", args.cameras, (args.steps, args.small_steps)
     )
+    for root in work.glob("*/cache/review"):
+        shutil.rmtree(root)  # "cold" means no cached summaries or videos
 
     results: dict[str, dict[str, float]] = {}
     with chromium() as driver:

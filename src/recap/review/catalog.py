@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -95,9 +95,9 @@ def _row(meta: EpisodeMeta, intervention: float | None) -> dict[str, Any]:
     }
 
 
-def _sort_key(column: str):  # noqa: ANN202 - a key function for sorted()
+def _sort_key(column: str) -> Callable[[dict[str, Any]], tuple]:
     if column in ("length", "intervention", "iteration"):
-        # numbers sort as numbers; episodes without an iteration go last either way round
+        # numbers sort as numbers; rows without a value (no loop iteration recorded) after those with one
         return lambda r: (r[column] is None, r[column] or 0, r["episode_id"])
     return lambda r: (str(r[column]), r["episode_id"])
 
@@ -111,7 +111,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._shares: dict[str, float | None] = self._load_shares()
 
-    def _load_shares(self) -> dict[str, float]:
+    def _load_shares(self) -> dict[str, float | None]:
         try:
             data = json.loads(self._cache_path.read_text())
             return {str(k): None if v is None else float(v) for k, v in data["intervention"].items()}

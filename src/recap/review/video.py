@@ -22,7 +22,7 @@ from recap.errors import StoreError
 MEDIA_TYPE = "video/webm"
 _SUFFIX = ".webm"
 _CHUNK = 64  # frames read per camera at a time, so a long episode never sits in memory whole
-_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "32", "b": "0"}
+_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "24", "b": "0"}
 
 
 def _even(n: int) -> int:
