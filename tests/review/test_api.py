@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from recap.data.store import EpisodeStore
 from recap.review import BackgroundServer, create_app
 from recap.review.catalog import MAX_PAGE
+from recap.testing.synthetic_store import fill_store, synthetic_spec
 from tests.review.conftest import LENGTH, N_EPISODES
 
 LOCAL = "http://127.0.0.1"
@@ -164,6 +165,16 @@ def test_video_is_webm_with_one_frame_per_step_and_answers_ranges(
     assert (store.root / "cache" / "review" / "video" / f"{eid}.webm").is_file()
     part = client.get(f"/api/episodes/{eid}/video", headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and len(part.content) == 100 and part.content == response.content[:100]
+
+
+def test_a_store_without_cameras_has_pages_but_no_video(tmp_path) -> None:
+    store = fill_store(tmp_path / "store", 2, 15, spec=synthetic_spec(cameras=0), with_label_set=False)
+    eid = store.episodes()[0].episode_id
+    with TestClient(create_app(store, reviewer="t"), base_url=LOCAL) as c:
+        data = c.get(f"/api/episodes/{eid}").json()
+        assert data["cameras"] == [] and data["labels"] is None and data["label_sets"] == []
+        video = c.get(f"/api/episodes/{eid}/video")
+        assert video.status_code == 404 and "records no cameras" in video.json()["error"]
 
 
 def test_label_round_trip_and_stale_refusal(client: TestClient, store: EpisodeStore) -> None:

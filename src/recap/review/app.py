@@ -36,7 +36,7 @@ from recap.errors import ConfigError, LabelError, RecapError, SchemaError, Stale
 from recap.review import episode_data
 from recap.review.catalog import Catalog, ListQuery
 from recap.review.security import AccessGuard
-from recap.review.video import MEDIA_TYPE, VideoCache
+from recap.review.video import MEDIA_TYPE, NoVideo, VideoCache
 
 STATIC = Path(str(resources.files("recap.review") / "static"))
 OUTCOMES = {"success": True, "failure": False, "unlabelled": None}
@@ -150,7 +150,7 @@ def _page(name: str) -> Callable[[Request], Response]:
 def _status(exc: Exception) -> int:
     if isinstance(exc, StaleLabelError):
         return 409
-    if isinstance(exc, NotFound):
+    if isinstance(exc, NotFound | NoVideo):
         return 404
     if isinstance(exc, LabelError | SchemaError | ConfigError):
         return 400

@@ -25,6 +25,10 @@ _CHUNK = 64  # frames read per camera at a time, so a long episode never sits in
 _OPTIONS = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "24", "b": "0"}
 
 
+class NoVideo(StoreError):
+    """The store records no cameras, so its episodes have no video."""
+
+
 def _even(n: int) -> int:
     return n + (n % 2)  # yuv420p needs even sizes
 
@@ -44,7 +48,7 @@ class VideoCache:
     def get(self, episode_id: str) -> Path:
         """The episode's video file, encoding it first if it is not cached yet."""
         if not self.store.spec.cameras:
-            raise StoreError(f"store {self.store.root} records no cameras, so episodes have no video")
+            raise NoVideo(f"store {self.store.root} records no cameras, so its episodes have no video")
         path = self.path(episode_id)
         if path.is_file():
             return path
