@@ -16,7 +16,6 @@ from recap.data.store import EpisodeStore
 from recap.review import BackgroundServer, create_app
 from recap.review.catalog import MAX_PAGE
 from recap.testing.synthetic_store import fill_store, synthetic_spec
-from tests.review.conftest import LENGTH, N_EPISODES
 
 LOCAL = "http://127.0.0.1"
 
@@ -40,11 +39,12 @@ def test_pages_and_static_files_are_served(client: TestClient, store: EpisodeSto
 
 
 def test_list_filters_sorts_and_pages(client: TestClient, store: EpisodeStore) -> None:
+    n_episodes = len(store.episodes())
     page = client.get("/api/episodes", params={"limit": 5}).json()
     assert (page["total"], page["store_total"], page["unlabelled"], len(page["rows"])) == (
-        N_EPISODES,
-        N_EPISODES,
-        N_EPISODES,
+        n_episodes,
+        n_episodes,
+        n_episodes,
         5,
     )
     ids = [m.episode_id for m in store.episodes()]
@@ -52,18 +52,18 @@ def test_list_filters_sorts_and_pages(client: TestClient, store: EpisodeStore) -
     second = client.get("/api/episodes", params={"limit": 5, "offset": 5}).json()
     assert [r["episode_id"] for r in second["rows"]] == ids[5:10]
     demos = client.get("/api/episodes", params={"source": "demonstration"}).json()
-    assert demos["total"] == N_EPISODES // 3 and {r["source"] for r in demos["rows"]} == {"demonstration"}
+    assert demos["total"] == n_episodes // 3 and {r["source"] for r in demos["rows"]} == {"demonstration"}
     assert dict(map(tuple, page["facets"]["task"])) == {"open the drawer": 6, "pick up the cube": 6}
     store.set_success(ids[3], True)
     unlabelled = client.get("/api/episodes", params={"outcome": "unlabelled"}).json()
-    assert unlabelled["total"] == N_EPISODES - 1 and ids[3] not in [
+    assert unlabelled["total"] == n_episodes - 1 and ids[3] not in [
         r["episode_id"] for r in unlabelled["rows"]
     ]
     by_share = client.get("/api/episodes", params={"sort": "intervention", "order": "desc"}).json()["rows"]
     shares = [r["intervention"] for r in by_share]
     assert shares == sorted(shares, reverse=True) and shares[0] > 0 == shares[-1]
     none = client.get("/api/episodes", params={"iteration": ""}).json()  # stores before loop provenance
-    assert none["total"] == N_EPISODES
+    assert none["total"] == n_episodes
 
 
 @pytest.mark.parametrize(
@@ -88,14 +88,15 @@ def test_episode_payload(client: TestClient, store: EpisodeStore) -> None:
         m for m in store.episodes() if client.get(f"/api/episodes/{m.episode_id}").json()["intervention"]
     )
     data = client.get(f"/api/episodes/{meta.episode_id}").json()
-    assert (data["length"], data["fps"], data["task"]) == (LENGTH, 10, meta.task)
-    assert len(data["state"]) == 4 and len(data["state"][0]) == LENGTH and len(data["action"]) == 3
+    length = meta.length
+    assert (data["length"], data["fps"], data["task"]) == (40, 10, meta.task)
+    assert len(data["state"]) == 4 and len(data["state"][0]) == length and len(data["action"]) == 3
     [[start, end]] = data["intervention"]
     flags = store.load(meta.episode_id).steps["is_intervention"]
     assert flags[start:end].all() and int(flags.sum()) == end - start
     labels = data["labels"]
     assert labels["name"] == "synthetic-values" and labels["threshold"] == 0.0
-    assert len(labels["value"]) == len(labels["indicator"]) == LENGTH
+    assert len(labels["value"]) == len(labels["indicator"]) == length
     assert data["label"] == {"outcome": "unlabelled", "version": 0, "history": data["label"]["history"]}
     assert client.get(f"/api/episodes/{meta.episode_id}", params={"labels": ""}).json()["labels"] is None
     missing = client.get(f"/api/episodes/{meta.episode_id}", params={"labels": "nope"})
@@ -153,11 +154,12 @@ def test_video_is_webm_with_one_frame_per_step_and_answers_ranges(
     client: TestClient, store: EpisodeStore
 ) -> None:
     eid = store.episodes()[0].episode_id
+    length = store.meta(eid).length
     response = client.get(f"/api/episodes/{eid}/video")
     assert response.status_code == 200 and response.headers["content-type"] == "video/webm"
     with av.open(io.BytesIO(response.content)) as container:
         frames = list(container.decode(video=0))
-    assert len(frames) == LENGTH and (frames[0].width, frames[0].height) == (96, 32)  # two 48-wide cameras
+    assert len(frames) == length and (frames[0].width, frames[0].height) == (96, 32)  # two 48-wide cameras
     # a white square crosses each camera left to right: in the first frame it sits at each camera's left edge
     first = frames[0].to_ndarray(format="rgb24")
     assert first[16, 1:6].min() > 200 and first[16, 49:54].min() > 200

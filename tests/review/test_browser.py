@@ -12,7 +12,6 @@ import pytest
 from recap.data.store import EpisodeStore
 from recap.review import BackgroundServer, create_app
 from recap.testing.browser import chromium, chromium_missing, wait_for
-from tests.review.conftest import LENGTH
 
 if chromium_missing() and os.environ.get("RECAP_REQUIRE_BROWSER"):  # CI sets it: never skip there
     raise RuntimeError(f"RECAP_REQUIRE_BROWSER is set, but {chromium_missing()}")
@@ -63,7 +62,7 @@ def test_review_flow_in_chromium(store: EpisodeStore) -> None:
         timeline = driver.find_element(By.ID, "timeline")
         width = timeline.size["width"]
         ActionChains(driver).move_to_element_with_offset(timeline, int(width * 0.25), 0).click().perform()
-        target = int(0.75 * LENGTH)
+        target = int(0.75 * store.meta(ids[1]).length)
         step = wait_for(
             driver,
             "const s = +document.getElementById('timeline').dataset.step;"
