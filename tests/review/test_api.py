@@ -282,3 +282,26 @@ def test_concurrent_label_requests_from_threads(store: EpisodeStore) -> None:
             t.join()
     assert accepted == [1] and refused == [409] * 7  # exactly one writer wins version 0
     assert store.label_version(eid) == 1
+
+
+def test_loop_iteration_column(tmp_path) -> None:
+    """The list shows, filters and sorts by the loop iteration recorded with each episode."""
+    import attrs
+    import numpy as np
+
+    from recap.data.schema import EpisodeMeta
+    from recap.testing.synthetic_store import synthetic_steps
+
+    if "iteration" not in attrs.fields_dict(EpisodeMeta):
+        pytest.skip("this recap's EpisodeMeta records no loop iteration yet")
+    spec = synthetic_spec(cameras=0)
+    store = EpisodeStore.create(tmp_path / "store", spec)
+    rng = np.random.default_rng(0)
+    for iteration in (1, None, 0):
+        store.add(synthetic_steps(spec, 10, rng), task="t", source="autonomous", iteration=iteration)
+    with TestClient(create_app(store, reviewer="t"), base_url=LOCAL) as c:
+        page = c.get("/api/episodes", params={"sort": "iteration"}).json()
+        assert [r["iteration"] for r in page["rows"]] == [0, 1, None]
+        assert dict(map(tuple, page["facets"]["iteration"])) == {"": 1, "0": 1, "1": 1}
+        first = c.get("/api/episodes", params={"iteration": "1"}).json()["rows"]
+        assert len(first) == 1 and c.get(f"/api/episodes/{first[0]['episode_id']}").json()["iteration"] == 1
