@@ -65,8 +65,8 @@ def fill_store(
     tasks: tuple[str, ...] = ("pick up the cube", "open the drawer"),
     with_label_set: bool = True,
 ) -> EpisodeStore:
-    """A new store at ``root`` with ``n_episodes`` unlabelled episodes of ``length`` steps (tasks, sources
-    and policy versions varied) and, optionally, a label set with value, advantage and indicator per step."""
+    """A new store at ``root`` with ``n_episodes`` unlabelled episodes of ``length`` steps (tasks, sources,
+    policy versions and loop iterations varied) and, optionally, a label set with value, advantage and indicator per step."""
     spec = spec or synthetic_spec()
     rng = np.random.default_rng(seed)
     store = EpisodeStore.create(root, spec)
@@ -77,6 +77,7 @@ def fill_store(
             source=SOURCES[i % len(SOURCES)],
             policy_version=f"v{i % 3}",
             robot_id="synthetic",
+            iteration=i % 3,
         )
     if with_label_set:
         write_synthetic_label_set(store, rng)
