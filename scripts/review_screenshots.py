@@ -3,13 +3,14 @@
     python scripts/review_screenshots.py runs/demo/store --out docs/images
 
 writes ``review-list.png`` (the episode list) and ``review-episode.png`` (the page of ``--episode``, default
-the first failed episode, else the first one, paused at ``--at`` of its length). Only the store's
+the first correction, else the first failure, else the first episode, paused at ``--at`` of its length). Only the store's
 ``cache/review/`` is written; labels are not touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from recap.data.store import EpisodeStore
@@ -35,8 +36,10 @@ def main() -> None:
     episodes = store.episodes()
     if not episodes:
         raise SystemExit(f"store {args.store} has no episodes")
+    # a correction shows the most (intervention segments, forced I = 1); else a failure; else the first
+    corrections = [m for m in episodes if m.source == "correction"]
     failed = [m for m in episodes if m.success is False]
-    episode_id = args.episode or (failed or episodes)[0].episode_id
+    episode_id = args.episode or (corrections or failed or episodes)[0].episode_id
     args.out.mkdir(parents=True, exist_ok=True)
     app = create_app(store, reviewer="docs", label_set=args.labels)
     with BackgroundServer(app) as url, chromium(1400, 1000) as driver:
@@ -51,9 +54,11 @@ def main() -> None:
                 "const v = document.getElementById('video'); v.currentTime = v.duration * arguments[0];",
                 args.at,
             )
-            wait_for(
-                driver, "const v = document.getElementById('video'); return !v.seeking && v.readyState >= 2"
-            )
+            ready = "const v = document.getElementById('video'); return !v.seeking && v.readyState === 4"
+            wait_for(driver, ready)
+            time.sleep(
+                2
+            )  # Chromium fades its loading spinner out after a seek; a picture needs no exact timing
         driver.save_screenshot(str(args.out / "review-episode.png"))
     print(
         f"wrote {args.out / 'review-list.png'} and {args.out / 'review-episode.png'} (episode {episode_id})"
