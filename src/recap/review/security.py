@@ -12,10 +12,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from http.cookies import SimpleCookie
-from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.responses import PlainTextResponse, RedirectResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 TOKEN_HEADER = "x-recap-token"
@@ -59,7 +58,7 @@ class AccessGuard:
             return
         await self.app(scope, receive, send)
 
-    def _instead(self, scope: Scope, headers: dict[str, str]) -> Any:
+    def _instead(self, scope: Scope, headers: dict[str, str]) -> Response | None:
         """The response to send instead of the app's (a refusal, or the login redirect), or None."""
         if self.token is None:
             if not is_loopback(_host_name(headers.get("host", ""))):
@@ -90,7 +89,7 @@ class AccessGuard:
             sent = cookie[TOKEN_COOKIE].value if TOKEN_COOKIE in cookie else None
         return sent is not None and secrets.compare_digest(sent.encode(), self.token.encode())
 
-    def _login(self, scope: Scope) -> Any:
+    def _login(self, scope: Scope) -> Response:
         assert self.token is not None
         sent = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if not secrets.compare_digest(sent.encode(), self.token.encode()):
