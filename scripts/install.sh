@@ -8,11 +8,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -
   apt-get update -q && apt-get install -y -q libegl1 libgl1-mesa-dri libopengl0
 fi
 
-# Headless Chromium for the `recap review` browser tests (they skip without it).
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then
-  apt-get update -q && apt-get install -y -q chromium chromium-driver
-fi
-
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
