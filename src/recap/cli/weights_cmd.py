@@ -35,13 +35,15 @@ def import_weights(
     progress: bool = True,
     vision: Path | None = None,
 ) -> int:
-    """Import a pi0 / pi0.5 (openpi, LeRobot), PaliGemma or SigLIP checkpoint into a recap policy checkpoint.
+    """Import a pi0 / pi0.5 (openpi, LeRobot), PaliGemma, Gemma 3 or SigLIP checkpoint into a recap policy (or,
+    with ``--importer pi06-value``, value-estimator) checkpoint.
 
     Args:
         source: the checkpoint directory (``model.safetensors`` or a sharded ``model.safetensors.index.json``).
         out: the recap checkpoint directory to write (``recap train-policy --init-from OUT`` fine-tunes it).
         importer: the registered importer (``recap plugins`` lists kind ``weights_importer``).
-        preset: the importer's architecture preset (pi06: ``pi0`` or ``pi05``; default: the importer's).
+        preset: the importer's architecture preset (pi06: ``pi0``, ``pi05``, or ``pi06`` / ``pi06-896`` for a
+            Gemma 3 VLM; pi06-value: a value preset; default: the importer's).
         store: a recap episode store: its robot spec (cameras, dimensions) and statistics build the policy.
             Without one the ALOHA spec at 224x224 is used.
         norm_stats: the checkpoint's statistics (openpi ``norm_stats.json``); default: looked for beside it.
