@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hf_fixtures
 import torch
 from hf_fixtures import _randomise
 
@@ -28,15 +29,7 @@ TEXT = dict(
         "sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
     },
 )
-VISION = dict(
-    model_type="siglip_vision_model",
-    hidden_size=16,
-    intermediate_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    patch_size=8,
-    image_size=IMAGE,
-)
+VISION = {**hf_fixtures.VISION, "image_size": IMAGE}
 
 
 def gemma3_vlm(directory: Path, seed: int = 0):
@@ -44,7 +37,7 @@ def gemma3_vlm(directory: Path, seed: int = 0):
 
     config = Gemma3Config(
         text_config=TEXT,
-        vision_config=VISION,
+        vision_config=dict(model_type="siglip_vision_model", **VISION),
         mm_tokens_per_image=TOKENS_PER_IMAGE,
         image_token_index=IMAGE_TOKEN,
         boi_token_index=297,
@@ -70,8 +63,7 @@ def gemma3_text(directory: Path, seed: int = 0, **overrides):
 def siglip_tower(directory: Path, seed: int = 0, image_size: int = IMAGE):
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    fields = {k: v for k, v in VISION.items() if k != "model_type"}
-    model = SiglipVisionModel(SiglipVisionConfig(**{**fields, "image_size": image_size})).eval()
+    model = SiglipVisionModel(SiglipVisionConfig(**{**VISION, "image_size": image_size})).eval()
     _randomise(model, seed)
     model.save_pretrained(directory)
     return model

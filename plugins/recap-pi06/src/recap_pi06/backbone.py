@@ -10,7 +10,7 @@ from torch import nn
 
 from recap_pi06.config import DecoderShape, VisionShape
 from recap_pi06.gemma3 import Gemma3Layer, Gemma3Projector, layer_masks, layer_ropes
-from recap_pi06.layers import QKV, GatedMLP, RMSNorm, attend
+from recap_pi06.layers import QKV, GatedMLP, RMSNorm, self_attention
 
 #: per-layer (keys, values), each ``[B, Hkv, L, d]``, keys already rotated
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -34,12 +34,10 @@ class GemmaLayer(nn.Module):
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        q, k, v = self.attn.project(self.attn_norm(x), rope)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        x = x + self.attn.out(attend(q, k, v, mask))
+        attended, kv = self_attention(self.attn, self.attn_norm(x), rope, mask, past)
+        x = x + attended
         x = x + self.mlp(self.mlp_norm(x))
-        return x, (k, v)
+        return x, kv
 
 
 #: The layer class of each decoder flavour (``DecoderShape.flavour``); every layer maps

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recap_pi06.config import DecoderShape, VisionShape
-from recap_pi06.layers import QKV, GatedMLP, RMSNorm, attend, rope_tables
+from recap_pi06.layers import QKV, GatedMLP, RMSNorm, rope_tables, self_attention
 
 Rope = tuple[torch.Tensor, torch.Tensor]
 
@@ -84,12 +84,10 @@ class Gemma3Layer(nn.Module):
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        q, k, v = self.attn.project(self.attn_norm(x), rope)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        x = x + self.post_attn_norm(self.attn.out(attend(q, k, v, mask, self.scale)))
+        attended, kv = self_attention(self.attn, self.attn_norm(x), rope, mask, past, self.scale)
+        x = x + self.post_attn_norm(attended)
         x = x + self.post_mlp_norm(self.mlp(self.mlp_norm(x)))
-        return x, (k, v)
+        return x, kv
 
 
 class Gemma3Projector(nn.Module):

@@ -128,6 +128,22 @@ class QKV(nn.Module):
         return self.o(attended.transpose(1, 2).reshape(b, l, self.num_heads * self.head_dim))
 
 
+def self_attention(
+    attn: QKV,
+    x: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor],
+    mask: torch.Tensor,
+    past: tuple[torch.Tensor, torch.Tensor] | None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """A decoder layer's attention over its (normed) input ``x`` and the cached keys/values ``past``: the output
+    ``[B, L, dim]`` and the grown ``(keys, values)``."""
+    q, k, v = attn.project(x, rope)
+    if past is not None:
+        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+    return attn.out(attend(q, k, v, mask, scale)), (k, v)
+
+
 def sincos_embedding(
     values: torch.Tensor, dim: int, min_period: float = 4e-3, max_period: float = 4.0
 ) -> torch.Tensor:

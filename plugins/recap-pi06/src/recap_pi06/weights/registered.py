@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,8 +50,7 @@ class Pi06WeightImporter:
         self.base = IMPORT_PRESETS[name]
 
     def import_weights(self, request: WeightImportRequest, progress: Progress) -> list[str]:
-        if request.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {request.dtype!r}")
+        dtype, bar = import_options(request, progress)
         lines = []
         stats = request.stats
         stats_file = Path(request.norm_stats) if request.norm_stats else find_norm_stats(request.source)
@@ -61,16 +60,13 @@ class Pi06WeightImporter:
         elif stats is None:
             lines.append("statistics: none (identity normalisation until `recap train-policy` sees data)")
 
-        def bar(stream: Iterator, total: int) -> Iterator:
-            return progress(stream, total, "import")
-
         model, config, report = import_policy(
             [str(p) for p in request.sources()],
             self.base,
             request.spec,
             stats,
             tokenizer=request.tokenizer,
-            dtype=DTYPES[request.dtype],
+            dtype=dtype,
             progress=bar,
         )
         config, line = keep_tokenizer(config, request.out)
@@ -79,6 +75,19 @@ class Pi06WeightImporter:
 
         save_policy(request.out, model, config, request.spec, stats, DeploymentSettings())
         return lines + report.lines()
+
+
+def import_options(
+    request: WeightImportRequest, progress: Progress
+) -> tuple[torch.dtype, Callable[[Iterator, int], Iterator]]:
+    """The request's dtype (refusing an unknown one) and the tensor progress display of an import."""
+    if request.dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {request.dtype!r}")
+
+    def bar(stream: Iterator, total: int) -> Iterator:
+        return progress(stream, total, "import")
+
+    return DTYPES[request.dtype], bar
 
 
 def keep_tokenizer(config: C, out: Path) -> tuple[C, str]:

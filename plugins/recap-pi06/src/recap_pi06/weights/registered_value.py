@@ -5,8 +5,6 @@ whole Gemma 3 VLM). The estimator is any registered one taking ``num_bins`` and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import attrs
 from attrs.validators import ge
 
@@ -17,7 +15,7 @@ from recap.protocols import WeightImportRequest
 from recap.protocols.weights import Progress
 from recap_pi06.config import VALUE_PRESETS, Pi06ValueConfig
 from recap_pi06.weights.importer import import_model
-from recap_pi06.weights.registered import DTYPES, keep_tokenizer
+from recap_pi06.weights.registered import import_options, keep_tokenizer
 
 
 @attrs.frozen
@@ -37,8 +35,7 @@ class Pi06ValueImporter:
         self.config, self.base = config, VALUE_PRESETS[name]
 
     def import_weights(self, request: WeightImportRequest, progress: Progress) -> list[str]:
-        if request.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {request.dtype!r}")
+        dtype, bar = import_options(request, progress)
         registry = get_registry()
         entry = registry.get("value_estimator", self.config.estimator)
         built = {}
@@ -51,15 +48,12 @@ class Pi06ValueImporter:
             built["config"] = estimator_config
             return built["estimator"].network
 
-        def bar(stream: Iterator, total: int) -> Iterator:
-            return progress(stream, total, "import")
-
         _, network, report = import_model(
             [str(p) for p in request.sources()],
             self.base,
             build,
             tokenizer=request.tokenizer,
-            dtype=DTYPES[request.dtype],
+            dtype=dtype,
             progress=bar,
         )
         network, line = keep_tokenizer(network, request.out)
