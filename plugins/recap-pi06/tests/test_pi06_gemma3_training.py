@@ -48,6 +48,25 @@ def test_imported_pi06_mirrors_the_backbone_in_its_expert(imported):
     assert len(expert) == config.backbone.depth == 7
     assert expert[0].attn.q.weight.shape[0] == config.backbone.num_heads * config.backbone.head_dim
     assert hasattr(expert[5].attn, "q_norm") and hasattr(expert[5], "post_mlp_norm")
+    # the expert's local layers see only the window of the context (with the local rotary base): widening the
+    # window or making every layer global changes its velocity for the same context
+    g = torch.Generator().manual_seed(0)
+    shape = config.backbone
+    context = [
+        (torch.randn(1, shape.num_kv_heads, 20, shape.head_dim, generator=g),) * 2 for _ in range(shape.depth)
+    ]
+    valid, start = torch.ones(1, 20, dtype=torch.bool), torch.tensor([20])
+    x, tau = torch.randn(1, config.chunk_size, policy.flow_dim, generator=g), torch.tensor([0.5])
+
+    def velocity(backbone):
+        policy.expert.backbone_shape = backbone
+        with torch.no_grad():
+            return policy.expert(x, tau, context, valid, start)
+
+    windowed = velocity(shape)
+    for other in (attrs.evolve(shape, sliding_window=100), attrs.evolve(shape, sliding_window_pattern=1)):
+        assert (velocity(other) - windowed).abs().max() > 1e-4
+    assert torch.equal(velocity(shape), windowed)
 
 
 def test_imported_pi06_trains_through_advantage_conditioning_and_samples_with_cfg(imported):

@@ -156,3 +156,36 @@ def test_a_gemma3_checkpoint_missing_a_tensor_or_of_a_wrong_shape_is_refused_by_
     shutil.copyfile(tmp_path / "good" / "config.json", tmp_path / "bad" / "config.json")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         import_policy(str(tmp_path / "bad"), BASE, _spec(), None)
+
+
+def test_sharded_gemma3_checkpoint_imports_the_same_as_one_file(tmp_path):
+    reference = gemma3_vlm(tmp_path / "one")
+    reference.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    assert len(list((tmp_path / "sharded").glob("*.safetensors"))) > 1
+    a, _, _ = import_policy(str(tmp_path / "one"), BASE, _spec(), None)
+    b, _, _ = import_policy(str(tmp_path / "sharded"), BASE, _spec(), None)
+    for (name, x), (_, y) in zip(a.trunk.state_dict().items(), b.trunk.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_transformers_4_gemma3_text_config_reads_the_same_settings():
+    """The hub's Gemma 3 4B config.json (transformers 4): rope_scaling, rope_local_base_freq and
+    sliding_window_pattern instead of rope_parameters and layer_types."""
+    from recap_pi06.config import PI06_FULL as PI06
+    from recap_pi06.weights.gemma3 import gemma3_decoder
+
+    text = {
+        "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+        "rope_theta": 1_000_000.0,
+        "rope_local_base_freq": 10_000.0,
+        "sliding_window": 1024,
+        "sliding_window_pattern": 6,
+        "query_pre_attn_scalar": 256,
+    }
+    plain = attrs.evolve(PI06.backbone, flavour="gemma", rope_scaling=1.0, sliding_window=7)
+    assert gemma3_decoder(text, plain) == PI06.backbone
+    with pytest.raises(Exception, match="layer_types"):
+        gemma3_decoder(
+            {"layer_types": ["sliding_attention", "full_attention", "full_attention"]},
+            attrs.evolve(plain, depth=3),
+        )
