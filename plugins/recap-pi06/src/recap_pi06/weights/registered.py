@@ -16,6 +16,7 @@ from recap.protocols.weights import Progress
 from recap_pi06.config import PI0, PI05
 from recap_pi06.weights.importer import import_policy
 from recap_pi06.weights.norm_stats import find_norm_stats, read_openpi_norm_stats
+from recap_pi06.weights.reader import CheckpointFiles
 
 #: the architecture presets an import can start from
 IMPORT_PRESETS = {"pi0": PI0, "pi05": PI05}
@@ -24,21 +25,20 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @attrs.frozen
 class Pi06WeightImporterConfig(WeightImporterConfig):
-    """``preset``: ``pi05`` (default: adaptive-norm expert, state as text, quantile normalisation) or ``pi0``
-    (time mixed into the action tokens, state as one token, mean/std normalisation). Shapes come from the
-    checkpoint either way; a pi0 checkpoint is recognised by its ``state_proj`` / ``action_time_mlp_*``."""
+    """``preset``: ``pi05`` (adaptive-norm expert, state as text, quantile normalisation) or ``pi0`` (time mixed
+    into the action tokens, state as one token, mean/std normalisation); ``""`` picks ``pi0`` for a checkpoint
+    with a ``state_proj`` and ``pi05`` otherwise. Shapes come from the checkpoint either way."""
 
 
 class Pi06WeightImporter:
     """PaliGemma / SigLIP / pi0 / pi0.5 checkpoints -> a ``pi06`` policy checkpoint (see ``docs/pretrained.md``)."""
 
     def __init__(self, config: Pi06WeightImporterConfig) -> None:
-        name = config.preset or "pi05"
-        if name not in IMPORT_PRESETS:
+        if config.preset and config.preset not in IMPORT_PRESETS:
             raise ConfigError(
-                f"unknown import preset {name!r}; pi06 imports start from {sorted(IMPORT_PRESETS)}"
+                f"unknown import preset {config.preset!r}; pi06 imports start from {sorted(IMPORT_PRESETS)}"
             )
-        self.base = IMPORT_PRESETS[name]
+        self.preset = config.preset
 
     def import_weights(self, request: WeightImportRequest, progress: Progress) -> list[str]:
         if request.dtype not in DTYPES:
@@ -55,9 +55,11 @@ class Pi06WeightImporter:
         def bar(stream: Iterator, total: int) -> Iterator:
             return progress(stream, total, "import")
 
+        name = self.preset or _detect_preset(request.source)
+        lines.append(f"preset: {name}")
         model, config, report = import_policy(
             str(request.source),
-            self.base,
+            IMPORT_PRESETS[name],
             request.spec,
             stats,
             tokenizer=request.tokenizer,
@@ -80,3 +82,9 @@ class Pi06WeightImporter:
 
         save_policy(request.out, model, config, request.spec, stats, DeploymentSettings())
         return lines + report.lines()
+
+
+def _detect_preset(source: Path) -> str:
+    """``pi0`` when the checkpoint feeds state through ``state_proj`` (pi0's continuous state token)."""
+    names = CheckpointFiles(source).names()
+    return "pi0" if any(n.rsplit(".", 2)[-2:-1] == ["state_proj"] for n in names) else "pi05"
