@@ -75,3 +75,11 @@ def test_cli_value_import_refuses_a_missing_tower_file(tmp_path, registry, store
     assert main(args) != 0
     assert "nowhere" in capsys.readouterr().err
     assert not (tmp_path / "value").exists()
+
+
+def test_a_gemma3_checkpoint_picks_the_pi06_preset_by_default(tmp_path):
+    from recap_pi06.weights.registered import _detect_preset
+
+    gemma3_vlm(tmp_path / "vlm")
+    gemma3_text(tmp_path / "lm")
+    assert _detect_preset(tmp_path / "vlm") == _detect_preset(tmp_path / "lm") == "pi06"

@@ -114,6 +114,7 @@ def test_hub_layout_imports_the_same(imported, tmp_path):
         if key.endswith("language_model.embed_tokens.weight"):
             key = "paligemma_with_expert.paligemma.lm_head.weight"
         hub[f"model.{key}"] = value
+    hub["normalize_inputs.buffer_observation_state.mean"] = torch.zeros(6)  # older LeRobot saves carry these
     assert any(
         k.startswith("model.paligemma_with_expert.paligemma.model.language_model.layers.") for k in hub
     )
@@ -127,5 +128,25 @@ def test_hub_layout_imports_the_same(imported, tmp_path):
         str(tmp_path / "hub"), PI0, spec, None, tokenizer=str(tmp_path / "tokenizer.json")
     )
     assert "trunk.decoder.embed.weight" in report.loaded.values()
+    assert "normalisation buffers" in report.skipped["normalize_inputs.buffer_observation_state.mean"]
     for (name, a), (_, b) in zip(policy.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_prompt_is_tokenized_the_openpi_way(imported, tmp_path):
+    """pi0: ``<bos>`` + the cleaned task + a separately encoded newline (openpi's PaligemmaTokenizer)."""
+    from tokenizers import Tokenizer
+
+    _, policy, _, _ = imported
+    tok = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    obs = _obs()
+    obs.set(keys.TASK, NonTensorStack("pick_up the cube", "open the drawer please"))
+
+    def enc(text):
+        return tok.encode(text, add_special_tokens=False).ids
+
+    bos = tok.token_to_id("<bos>")
+    assert policy.trunk.prompt_ids(obs) == [
+        [bos, *enc("pick up the cube"), *enc("\n")],
+        [bos, *enc("open the drawer please"), *enc("\n")],
+    ]

@@ -185,7 +185,7 @@ def test_openpi_layout_imports_with_nothing_missing_or_unexpected(tmp_path):
     assert config.expert.time_conditioning == "adarms" and config.state_input == "text"
     assert config.normalization == "quantile" and config.action_pad_dim == 6
     for key, target in report.loaded.items():
-        got = policy.get_parameter(target) if "." in target else None
+        got = policy.get_parameter(target)
         want = state[key]
         assert torch.equal(got[: want.shape[0]], want), key
     # the state goes into the prompt as bin numbers, pi0.5's way (padding dimensions in the middle bin)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import attrs
 import pytest
 import safetensors.torch
 from test_pi06_import_pi05 import TINY_PI05, openpi_pi05_state
@@ -15,6 +14,7 @@ from recap.loop.experience import backend_spec
 from recap.loop.recap_loop import run_loop
 from recap.plugins import load_registry, set_registry
 from recap.protocols import DeploymentSettings
+from recap.testing.tiny_loop import tiny_loop
 from recap.train.checkpoint import load_policy, save_policy
 
 NEEDED = ("recap_bimanual", "recap_distributional_value", "recap_advantage_conditioning")
@@ -45,37 +45,16 @@ def test_imported_pi05_runs_the_smoke_loop(tmp_path, reg):
     policy, config, _ = import_policy(str(tmp_path / "pi05"), TINY_PI05, spec, None)
     save_policy(tmp_path / "imported", policy, config, spec, None, DeploymentSettings())
 
-    steps = {"steps": 2, "warmup_steps": 0, "checkpoint_every": 50, "log_every": 2, "progress": False}
-
-    def training(stage):
-        return attrs.evolve(stage, trainer=attrs.evolve(stage.trainer, **steps), batch_size=2)
-
-    cfg = attrs.evolve(
+    cfg = tiny_loop(
         cfg,
-        out=tmp_path / "run",
-        policy=config,
+        tmp_path / "run",
+        config,
+        config.chunk_size,
+        steps=2,
+        batch_size=2,
+        episodes=1,
+        time_limit=10,
         policy_init=tmp_path / "imported",
-        chunk_size=config.chunk_size,
-        backend=attrs.evolve(cfg.backend, time_limit=10),
-        collect=attrs.evolve(
-            cfg.collect,
-            demos=2,
-            episodes_per_iteration=1,
-            eval_episodes=1,
-            chunk_execute=config.chunk_size,
-            time_limit=10,
-            workers=1,
-        ),
-        **{
-            name: training(getattr(cfg, name))
-            for name in (
-                "value_pretrain",
-                "value_finetune",
-                "policy_pretrain",
-                "policy_sft",
-                "policy_finetune",
-            )
-        },
     )
     result = run_loop(cfg, reg, log=lambda line: None)
     assert "policy-1" in result.summaries and "eval-1" in result.summaries

@@ -90,3 +90,30 @@ def test_cli_refuses_an_unknown_layout_and_writes_nothing(tmp_path, registry, ca
     assert main(["weights", "import", str(src), str(out), "--store", str(store), "--no-progress"]) != 0
     assert "model.decoder.layers.0.fc1.weight" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_picks_the_pi0_preset_for_a_pi0_checkpoint(tmp_path, registry, capsys):
+    pytest.importorskip("transformers")
+    from hf_fixtures import pi0
+
+    pi0(tmp_path / "pi0", chunk=4, pad_dim=6)
+    store = EpisodeStore.create(tmp_path / "store", one_camera_spec(state_dim=4, action_dim=3))
+    out = tmp_path / "imported"
+    assert (
+        main(
+            [
+                "weights",
+                "import",
+                str(tmp_path / "pi0"),
+                str(out),
+                "--store",
+                str(store.root),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "preset: pi0\n" in capsys.readouterr().out
+    policy, _ = load_policy(out, registry)
+    assert (policy.config.state_input, policy.config.normalization) == ("token", "mean_std")
+    assert policy.config.expert.time_conditioning == "concat"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -177,6 +178,7 @@ class VisionBlock(nn.Module):
         self.norm2 = nn.LayerNorm(shape.width, eps=shape.layer_norm_eps)
         self.fc1 = nn.Linear(shape.width, shape.mlp_dim)
         self.fc2 = nn.Linear(shape.mlp_dim, shape.width)
+        self.register_load_state_dict_pre_hook(_split_fused_qkv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, w = x.shape
@@ -187,6 +189,15 @@ class VisionBlock(nn.Module):
         )
         x = x + self.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
+
+
+def _split_fused_qkv(_module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints written before the SigLIP flavour kept one fused ``qkv`` projection (rows q, then k, then v)."""
+    for kind in ("weight", "bias"):
+        fused = state_dict.pop(f"{prefix}qkv.{kind}", None)
+        if fused is not None:
+            for name, part in zip("qkv", fused.chunk(3), strict=True):
+                state_dict.setdefault(f"{prefix}{name}.{kind}", part)
 
 
 def _sincos_2d(h: int, w: int, dim: int, device: torch.device) -> torch.Tensor:

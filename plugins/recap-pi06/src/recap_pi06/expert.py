@@ -23,6 +23,8 @@ Velocity field: ``v_theta(x_tau, tau, context) ~ u = eps - a`` (see ``docs/vla.m
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -39,11 +41,27 @@ class ExpertNorm(nn.Module):
         super().__init__()
         self.adaptive = shape.time_conditioning == "adarms"
         self.norm = AdaRMSNorm(dim, shape.width, eps) if self.adaptive else RMSNorm(dim, eps)
+        self.register_load_state_dict_pre_hook(_older_adaptive_norm)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.adaptive:
             return self.norm(x, cond)
         return self.norm(x), None
+
+
+def _older_adaptive_norm(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints written before openpi's convention: ``modulation`` (the same Linear) gave gate ``1 + g``, and
+    the final norm had no gate rows. The raw gate is ``1 + g``, so its bias moves up by one."""
+    weight = state_dict.pop(f"{prefix}modulation.weight", None)
+    bias = state_dict.pop(f"{prefix}modulation.bias", None)
+    if weight is None or bias is None or not module.adaptive:
+        return
+    dim = module.norm.dense.out_features // 3
+    if bias.shape[0] == 2 * dim:  # the ungated final norm: gate rows giving a unit gate (unused there anyway)
+        weight = torch.cat([weight, weight.new_zeros(dim, weight.shape[1])])
+        bias = torch.cat([bias, bias.new_zeros(dim)])
+    state_dict.setdefault(f"{prefix}norm.dense.weight", weight)
+    state_dict.setdefault(f"{prefix}norm.dense.bias", torch.cat([bias[: 2 * dim], bias[2 * dim :] + 1.0]))
 
 
 def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:

@@ -147,17 +147,32 @@ class Trunk(nn.Module):
     def prompts(self, obs: TensorDict) -> list[str]:
         """The prompt per row, by ``state_input``: ``bins``: ``Task: <task>. [<metadata>.] State:`` (the state bins
         follow as their own tokens); ``text`` (pi0.5): ``Task: <task>, State: <bin numbers>;\nAction: ``;
-        ``token`` (pi0): ``<task>\n``. Metadata, when present, follows the task."""
+        ``token`` (pi0): ``<task>\n``. Metadata, when present, follows the task. For ``text`` and ``token`` the
+        task is cleaned as openpi cleans it (underscores and newlines become spaces)."""
         tasks, meta = read_texts(obs, keys.TASK), read_texts(obs, METADATA)
         tasks = [
             t.strip() + (f". {m.strip()}" if m.strip() else "") for t, m in zip(tasks, meta, strict=True)
         ]
+        if self.state_input != "bins":
+            tasks = [t.replace("_", " ").replace("\n", " ") for t in tasks]
         if self.state_input == "token":
             return [f"{t}\n" for t in tasks]
         if self.state_input == "text":
             states = [" ".join(map(str, row)) for row in self.discrete_state(obs).tolist()]
             return [f"Task: {t}, State: {s};\nAction: " for t, s in zip(tasks, states, strict=True)]
         return [f"Task: {t}. State:" for t in tasks]
+
+    def prompt_ids(self, obs: TensorDict) -> list[list[int]]:
+        """The prompts' token ids, BOS first when the tokenizer has one, cut to ``max_prompt_tokens``. pi0's
+        ``<task>\n`` is encoded as the task and then the newline on their own, as openpi encodes it."""
+        bos = [] if self.text.bos_id is None else [self.text.bos_id]
+        prompts = self.prompts(obs)
+        if self.state_input == "token":
+            newline = self.text.encode(["\n"])[0]
+            rows = [r + newline for r in self.text.encode([p.removesuffix("\n") for p in prompts])]
+        else:
+            rows = self.text.encode(prompts)
+        return [(bos + r)[: self.max_prompt_tokens] for r in rows]
 
     def padded_state(self, obs: TensorDict) -> torch.Tensor:
         """The normalised state ``[B, state_pad_dim]`` (zero-padded past the spec's dimensions)."""
@@ -198,9 +213,7 @@ class Trunk(nn.Module):
             parts.append(
                 Tokens.make(emb, torch.ones(size, 1, dtype=torch.bool, device=emb.device), False, ENV)
             )
-        bos = [] if self.text.bos_id is None else [self.text.bos_id]
-        rows = [(bos + r)[: self.max_prompt_tokens] for r in self.text.encode(self.prompts(obs))]
-        parts.append(self.text_tokens(rows, False, PROMPT))
+        parts.append(self.text_tokens(self.prompt_ids(obs), False, PROMPT))
         if self.spec.state_dim > 0 and self.state_input == "bins":
             ids = self.text_vocab + self.discrete_state(obs)
             valid = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)

@@ -122,9 +122,15 @@ def _decoder_layer(rest: str, root: str, adaptive_norms: bool) -> str | None:
     return None
 
 
+#: LeRobot policies saved before its processor pipelines kept their normalisation buffers in the weights file
+LEROBOT_NORMALIZERS = ("normalize_inputs.", "normalize_targets.", "unnormalize_outputs.")
+
+
 def target_of(key: str) -> str | None:
     """The pi06 parameter a checkpoint key fills, ``SKIP`` / ``TIED_HEAD`` for known unused keys, or None for a
     key of no known layout."""
+    if key.removeprefix("model.").startswith(LEROBOT_NORMALIZERS):
+        return SKIP
     found = _part(key)
     if found is None:
         return None
@@ -154,6 +160,8 @@ def target_of(key: str) -> str | None:
 
 
 def skip_reason(key: str) -> str:
+    if key.removeprefix("model.").startswith(LEROBOT_NORMALIZERS):
+        return "LeRobot's normalisation buffers (statistics come from norm_stats.json or the store)"
     if ".head." in f".{key}" or key.startswith("head."):
         return "SigLIP's attention-pooling head (unused: every patch token is fed to the decoder)"
     return "the action expert's token embedding (the expert never reads text)"

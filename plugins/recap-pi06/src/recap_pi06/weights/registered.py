@@ -15,8 +15,10 @@ from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings, WeightImportRequest
 from recap.protocols.weights import Progress
 from recap_pi06.config import PI0, PI05, POLICY_PRESETS
+from recap_pi06.weights.gemma3 import is_gemma3
 from recap_pi06.weights.importer import import_policy
 from recap_pi06.weights.norm_stats import find_norm_stats, read_openpi_norm_stats
+from recap_pi06.weights.reader import CheckpointFiles
 
 #: the architecture presets an import can start from (the Gemma 3 ones, e.g. ``pi06`` / ``pi06-896``, for a
 #: Gemma 3 VLM)
@@ -31,23 +33,22 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @attrs.frozen
 class Pi06WeightImporterConfig(WeightImporterConfig):
-    """``preset``: ``pi05`` (default: adaptive-norm expert, state as text, quantile normalisation) or ``pi0``
-    (time mixed into the action tokens, state as one token, mean/std normalisation). Shapes come from the
-    checkpoint either way; a pi0 checkpoint is recognised by its ``state_proj`` / ``action_time_mlp_*``.
-    ``pi06`` (224 px) or ``pi06-896``: a Gemma 3 VLM gives the backbone and the vision tower, the Gemma 3-style
-    expert starts fresh."""
+    """``preset``: ``pi05`` (adaptive-norm expert, state as text, quantile normalisation), ``pi0`` (time mixed
+    into the action tokens, state as one token, mean/std normalisation) or a Gemma 3 one (``pi06`` at 224 px,
+    ``pi06-896``: a Gemma 3 VLM gives the backbone and the vision tower, the Gemma 3-style expert starts fresh);
+    ``""`` picks ``pi06`` for a Gemma 3 checkpoint, ``pi0`` for one with a ``state_proj`` and ``pi05`` otherwise.
+    Shapes come from the checkpoint either way."""
 
 
 class Pi06WeightImporter:
     """PaliGemma / SigLIP / pi0 / pi0.5 checkpoints -> a ``pi06`` policy checkpoint (see ``docs/pretrained.md``)."""
 
     def __init__(self, config: Pi06WeightImporterConfig) -> None:
-        name = config.preset or "pi05"
-        if name not in IMPORT_PRESETS:
+        if config.preset and config.preset not in IMPORT_PRESETS:
             raise ConfigError(
-                f"unknown import preset {name!r}; pi06 imports start from {sorted(IMPORT_PRESETS)}"
+                f"unknown import preset {config.preset!r}; pi06 imports start from {sorted(IMPORT_PRESETS)}"
             )
-        self.base = IMPORT_PRESETS[name]
+        self.preset = config.preset
 
     def import_weights(self, request: WeightImportRequest, progress: Progress) -> list[str]:
         dtype, bar = import_options(request, progress)
@@ -60,9 +61,11 @@ class Pi06WeightImporter:
         elif stats is None:
             lines.append("statistics: none (identity normalisation until `recap train-policy` sees data)")
 
+        name = self.preset or _detect_preset(request.source)
+        lines.append(f"preset: {name}")
         model, config, report = import_policy(
             [str(p) for p in request.sources()],
-            self.base,
+            IMPORT_PRESETS[name],
             request.spec,
             stats,
             tokenizer=request.tokenizer,
@@ -105,3 +108,12 @@ def keep_tokenizer(config: C, out: Path) -> tuple[C, str]:
     return attrs.evolve(
         config, text_tokenizer_path=str(copy.resolve())
     ), f"tokenizer: {source} (copied to {copy})"
+
+
+def _detect_preset(source: Path) -> str:
+    """``pi06`` for a Gemma 3 checkpoint, ``pi0`` when the checkpoint feeds state through ``state_proj`` (pi0's
+    continuous state token), ``pi05`` otherwise."""
+    names = CheckpointFiles(source).names()
+    if is_gemma3(names):
+        return "pi06"
+    return "pi0" if any(n.rsplit(".", 2)[-2:-1] == ["state_proj"] for n in names) else "pi05"
