@@ -10,7 +10,6 @@ from recap_bimanual.emulator import DynamixelEmulator, EmulatedMotor
 from recap_bimanual.hardware import control_table as ct
 from recap_bimanual.hardware.bus import MotorBus, MotorError
 
-
 #: how long the test waits for the emulator to catch up before declaring it stuck (never reached when it works)
 EMULATOR_STUCK_S = 60.0
 
