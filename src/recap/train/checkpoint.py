@@ -69,13 +69,13 @@ def _diff_keys(module: nn.Module, state: dict[str, Any]) -> tuple[list[str], lis
 
 
 def _write_common(
-    directory: Path, module: nn.Module, config: Any, spec: RobotSpec, stats: NormStats | None
+    directory: Path, module: nn.Module, config: Any, spec: RobotSpec, stats: NormStats | None, registry: Any
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(state_dict_for_saving(module), str(tmp))
     os.replace(tmp, directory / WEIGHTS)  # readers never see a half-written weights file
-    recap_config.dump(config, directory / CONFIG)
+    recap_config.dump(config, directory / CONFIG, _registry(registry))
     (directory / SPEC).write_text(json.dumps(spec_to_dict(spec), indent=2))
     if stats is not None:
         stats.save(directory / STATS)
@@ -110,10 +110,11 @@ def save_policy(
     spec: RobotSpec,
     stats: NormStats | None,
     deployment: DeploymentSettings,
+    registry: Any = None,
 ) -> Path:
     """Write a policy checkpoint directory (see the module docstring)."""
     directory = Path(directory)
-    _write_common(directory, policy, config, spec, stats)
+    _write_common(directory, policy, config, spec, stats, registry)
     (directory / DEPLOYMENT).write_text(json.dumps(attrs.asdict(deployment), indent=2))
     return directory
 
@@ -137,10 +138,11 @@ def save_value(
     config: ValueEstimatorConfig,
     spec: RobotSpec,
     stats: NormStats | None,
+    registry: Any = None,
 ) -> Path:
     """Write a value-estimator checkpoint directory (see the module docstring)."""
     directory = Path(directory)
-    _write_common(directory, estimator, config, spec, stats)
+    _write_common(directory, estimator, config, spec, stats, registry)
     return directory
 
 

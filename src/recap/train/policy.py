@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from recap import config as recap_config
 from recap.config import ExtractorConfig, PolicyConfig
 from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
@@ -98,10 +99,16 @@ def train_policy(
         sampler.batch,
         trainer,
         out_dir / "train",
-        resolved_config=resolved_config,
+        resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     ckpt = save_policy(
-        out_dir / POLICY_DIR, model, policy_config, store.spec, store.norm_stats(), extractor_impl.deployment
+        out_dir / POLICY_DIR,
+        model,
+        policy_config,
+        store.spec,
+        store.norm_stats(),
+        extractor_impl.deployment,
+        reg,
     )
     return PolicyTrainingResult(ckpt, result)
 
@@ -122,7 +129,6 @@ def _fit_batch(sampler: WindowSampler):
 
 
 def _read_policy_config(directory: str | Path, registry: Any) -> PolicyConfig:
-    from recap import config as recap_config
     from recap.train.checkpoint import CONFIG
 
     return recap_config.load(Path(directory) / CONFIG, PolicyConfig, registry)
