@@ -36,7 +36,7 @@ class Pi06ValueNetwork(nn.Module):
     def fit_to_data(self, batch: TensorDict) -> dict[str, float]:
         """Fit the text BPE on the batch's prompts (call once before training)."""
         self.trunk.text.fit(self.trunk.prompts(batch))
-        return {"text_vocab": float(self.trunk.text.tok.get_vocab_size())}
+        return {"text_vocab": float(self.trunk.text.size())}
 
     def forward(self, obs: TensorDict) -> torch.Tensor:
         trunk = self.trunk
