@@ -103,3 +103,32 @@ def test_loss_without_loss_terms_is_refused(tmp_path):
     cfg = TrainerConfig(steps=2, progress=False)
     with pytest.raises(ConfigError, match="loss_"):
         train(model, bad_loss, toy_training.make_batch_fn(8), cfg, tmp_path)
+
+
+class _RunsCode:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_resume_refuses_a_crafted_checkpoint_without_running_it(tmp_path):
+    import pickle
+
+    from recap.errors import StoreError
+
+    out = tmp_path / "run"
+    toy_training.run(out, 10)
+    step = checkpoint_dirs(out)[-1][1]
+    marker = tmp_path / "pwned"
+    (step / ".metadata").write_bytes(pickle.dumps(_RunsCode(marker)))
+    with pytest.raises(StoreError, match="refusing"):
+        toy_training.run(out, 20)  # resumes from the crafted checkpoint
+    with pytest.raises(StoreError, match="refusing"):
+        export_weights(step, tmp_path / "w.safetensors")
+    assert not marker.exists()
+    # the trainer state is JSON: nothing in a checkpoint directory is unpickled outside the allow-list
+    assert json.loads((step / "trainer_state.json").read_text())["step"] == 10

@@ -178,9 +178,9 @@ def wrap(
     if strategy == "ddp" and info.world_size > 1:
         ids = [device.index] if device.type == "cuda" else None
         # find_unused_parameters: a loss may leave some parameters without a gradient in a step (for example a
-        # head whose segment is empty); broadcast_buffers off: buffers (statistics, tokenizers) never change
+        # head whose segment is empty); buffers (statistics, tokenizers) are synced once, at start, never per step
         ddp = nn.parallel.DistributedDataParallel(
-            root, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+            root, device_ids=ids, find_unused_parameters=True, forward_sync_buffers=False
         )
         return Parallel(model, ddp, strategy, precision, device)
     return Parallel(model, root, strategy, precision, device)
