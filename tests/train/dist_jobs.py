@@ -2,6 +2,7 @@
 costs seconds), each writing ``OUT/<name>/final.safetensors`` and ``OUT/<name>/losses.json``.
 
     torchrun --nproc-per-node 2 dist_jobs.py variants OUT
+    torchrun --nproc-per-node 2 dist_jobs.py pi06 OUT       # pi06-tiny: knowledge insulation, frozen vision
     torchrun --nproc-per-node 2 dist_jobs.py killed OUT     # SIGKILLed at step 23 (checkpoints at 10 and 20)
     torchrun --nproc-per-node 2 dist_jobs.py resume OUT     # resumes OUT/killed and OUT/from_one_rank
 """
@@ -32,7 +33,9 @@ VARIANTS = {
 KILLED = (25, 0.1, {"strategy": "fsdp2"})
 
 
-def _run(out: Path, name: str, steps: int, dropout: float, settings: dict, kill_at: int | None = None) -> None:
+def _run(
+    out: Path, name: str, steps: int, dropout: float, settings: dict, kill_at: int | None = None
+) -> None:
     _, result = toy_training.run(out / name, steps, kill_at, dropout=dropout, **settings)
     if dist.get_rank() == 0:
         lines = (out / name / "metrics.jsonl").read_text().splitlines()
@@ -45,6 +48,14 @@ def main(job: str, out: Path) -> None:
         if job == "variants":
             for name, (steps, dropout, settings) in VARIANTS.items():
                 _run(out, name, steps, dropout, settings)
+        elif job == "pi06":
+            import pi06_job
+            from safetensors.torch import save_file
+
+            for name in pi06_job.RUNS:
+                weights = pi06_job.run(out, name)
+                if weights is not None:
+                    save_file(weights, str(out / name / "final.safetensors"))
         elif job == "killed":
             _run(out, "killed", *KILLED, kill_at=23)
         elif job == "resume":

@@ -58,7 +58,9 @@ def test_two_ranks_match_one_rank_at_the_same_global_batch(variants, tmp_path, n
     assert not torch.equal(reference["inp.weight"], toy_training.make_model(0.0).inp.weight)  # it trained
 
 
-@pytest.mark.parametrize(("name", "dtype"), [("fsdp2_bf16_mixed", torch.float32), ("fsdp2_bf16", torch.bfloat16)])
+@pytest.mark.parametrize(
+    ("name", "dtype"), [("fsdp2_bf16_mixed", torch.float32), ("fsdp2_bf16", torch.bfloat16)]
+)
 def test_bf16_trains_and_lowers_the_loss(variants, name, dtype):
     losses = json.loads((variants / name / "losses.json").read_text())
     assert losses[-1] < 0.5 * losses[0], losses
@@ -111,3 +113,28 @@ def test_sigkill_and_resume_on_two_ranks_gives_the_uninterrupted_weights(variant
         expected = trained.eval()(x)
         torch.testing.assert_close(plain.eval()(x), expected, rtol=0, atol=0)
         torch.testing.assert_close(served.eval()(x), expected, rtol=0, atol=0)
+
+
+def test_pi06_sharded_keeps_knowledge_insulation_and_frozen_parts(tmp_path):
+    """FSDP2 per block (vision, decoder, expert) with activation checkpointing: the flow loss alone never moves
+    the backbone (its keys/values are detached), a frozen vision tower stays put, and 2 ranks match 1."""
+    pytest.importorskip("recap_pi06")
+    import pi06_job
+
+    proc = torchrun("pi06", str(tmp_path / "two"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    initial = pi06_job.make_policy().state_dict()
+    for name in pi06_job.RUNS:
+        two = load_file(str(tmp_path / "two" / name / "final.safetensors"))
+        one = pi06_job.run(tmp_path / "one", name, strategy="ddp")  # alone: the plain model
+        for k, w in one.items():
+            torch.testing.assert_close(two[k], w, rtol=0, atol=1e-5, msg=f"{name}: {k}")
+        moved = {k for k, w in initial.items() if w.is_floating_point() and not torch.equal(two[k], w)}
+        assert any(k.startswith("expert.") for k in moved), name
+        assert not any(k.startswith("trunk.vision.") for k in moved), (
+            name
+        )  # frozen, or no gradient reaches it
+        backbone_moved = any(k.startswith("trunk.decoder.") for k in moved)
+        assert backbone_moved == (name == "pi06_frozen_vision"), (
+            name
+        )  # only the FAST loss trains the backbone

@@ -64,18 +64,25 @@ def total_loss(out: TensorDict) -> torch.Tensor:
     return total
 
 
+def _declared(model: nn.Module, method: str) -> Any:
+    """``method()`` of the model, or of its first submodule that declares it (an estimator's network)."""
+    for module in model.modules():
+        fn = getattr(module, method, None)
+        if callable(fn):
+            return fn()
+    return None
+
+
 def blocks_of(model: nn.Module) -> list[nn.Module]:
     """The model's transformer blocks (``transformer_blocks()``), or none when it does not expose any."""
-    method = getattr(model, "transformer_blocks", None)
-    return list(method()) if callable(method) else []
+    return list(_declared(model, "transformer_blocks") or [])
 
 
 def freeze(model: nn.Module, names: tuple[str, ...]) -> list[str]:
     """Stop gradients for each named part (a ``freezable_parts()`` name or a module path); returns the paths."""
     if not names:
         return []
-    parts_fn = getattr(model, "freezable_parts", None)
-    parts: dict[str, nn.Module] = dict(parts_fn()) if callable(parts_fn) else {}
+    parts: dict[str, nn.Module] = dict(_declared(model, "freezable_parts") or {})
     modules = dict(model.named_modules())
     frozen = []
     for name in names:

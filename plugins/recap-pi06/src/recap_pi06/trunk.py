@@ -106,6 +106,16 @@ class Trunk(nn.Module):
         self.env_proj = nn.Linear(spec.env_state_dim, decoder.width) if self.uses_env_state else None
         self.decoder = Decoder(decoder, text_vocab + state_bins + extra_vocab)
 
+    def transformer_blocks(self) -> list[nn.Module]:
+        vision = list(self.vision.blocks) if self.vision is not None else []
+        return vision + list(self.decoder.layers)
+
+    def freezable_parts(self) -> dict[str, nn.Module]:
+        parts: dict[str, nn.Module] = {"backbone": self.decoder}
+        if self.vision is not None:
+            parts["vision"] = self.vision
+        return parts
+
     @property
     def device(self) -> torch.device:
         return self.decoder.embed.weight.device
