@@ -65,19 +65,7 @@ def train_policy(
     reg = registry if registry is not None else get_registry()
     out_dir = Path(out_dir)
     extractor_impl = reg.get("extractor", reg.name_of_config("extractor", extractor)).build(extractor)
-    if init_from is not None:
-        model, _ = load_policy(init_from, reg)
-        policy_config = _read_policy_config(init_from, reg)
-    else:
-        policy_config = policy
-        model = reg.get("policy", reg.name_of_config("policy", policy)).build(
-            policy, store.spec, store.norm_stats()
-        )
-    if getattr(model, "chunk_size", chunk_size) != chunk_size:
-        raise RecapError(
-            f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
-            "set chunk_size to the policy's chunk size"
-        )
+    model, policy_config = _build_policy(store, policy, init_from, chunk_size, reg)
     sampler = WindowSampler(
         store,
         chunk_size=chunk_size,
@@ -101,10 +89,31 @@ def train_policy(
         out_dir / "train",
         resolved_config=resolved_config,
     )
-    ckpt = save_policy(
-        out_dir / POLICY_DIR, model, policy_config, store.spec, store.norm_stats(), extractor_impl.deployment
-    )
+    ckpt = out_dir / POLICY_DIR
+    if result.final_weights is not None:  # rank 0 writes the policy, whole, for serving
+        deployment = extractor_impl.deployment
+        save_policy(ckpt, model, policy_config, store.spec, store.norm_stats(), deployment, result.final_weights)
     return PolicyTrainingResult(ckpt, result)
+
+
+def _build_policy(
+    store: EpisodeStore, policy: PolicyConfig, init_from: str | Path | None, chunk_size: int, reg: Any
+) -> tuple[Any, PolicyConfig]:
+    """A fresh policy, or the checkpoint ``init_from`` with its own config; its chunk must match the windows."""
+    if init_from is not None:
+        model, _ = load_policy(init_from, reg)
+        policy_config = _read_policy_config(init_from, reg)
+    else:
+        policy_config = policy
+        model = reg.get("policy", reg.name_of_config("policy", policy)).build(
+            policy, store.spec, store.norm_stats()
+        )
+    if getattr(model, "chunk_size", chunk_size) != chunk_size:
+        raise RecapError(
+            f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
+            "set chunk_size to the policy's chunk size"
+        )
+    return model, policy_config
 
 
 def _fit_batch(sampler: WindowSampler):

@@ -8,7 +8,6 @@ weights.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +114,8 @@ def train_value(
         resolved_config=resolved_config,
     )
     checkpoint = out_dir / VALUE_DIR
-    if int(os.environ.get("RANK", "0")) == 0:
-        save_value(checkpoint, estimator, value, spec, stats)
+    if result.final_weights is not None:  # rank 0 writes the estimator, whole
+        save_value(checkpoint, estimator, value, spec, stats, result.final_weights)
     return ValueTrainingResult(checkpoint, result, skipped)
 
 
