@@ -82,12 +82,13 @@ def _write_common(
     spec: RobotSpec,
     stats: NormStats | None,
     weights: dict[str, Any] | None,
+    registry: Any,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(weights if weights is not None else state_dict_for_saving(module), str(tmp))
     os.replace(tmp, directory / WEIGHTS)  # readers never see a half-written weights file
-    recap_config.dump(config, directory / CONFIG)
+    recap_config.dump(config, directory / CONFIG, _registry(registry))
     (directory / SPEC).write_text(json.dumps(spec_to_dict(spec), indent=2))
     if stats is not None:
         stats.save(directory / STATS)
@@ -123,11 +124,12 @@ def save_policy(
     stats: NormStats | None,
     deployment: DeploymentSettings,
     weights: dict[str, Any] | None = None,
+    registry: Any = None,
 ) -> Path:
     """Write a policy checkpoint directory (see the module docstring); ``weights`` (default: the policy's own
     state dict) are the whole weights, e.g. ``TrainResult.final_weights`` after sharded training."""
     directory = Path(directory)
-    _write_common(directory, policy, config, spec, stats, weights)
+    _write_common(directory, policy, config, spec, stats, weights, registry)
     (directory / DEPLOYMENT).write_text(json.dumps(attrs.asdict(deployment), indent=2))
     return directory
 
@@ -137,7 +139,7 @@ def load_policy(directory: str | Path, registry: Any = None) -> tuple[nn.Module,
     directory = Path(directory)
     reg = _registry(registry)
     config, spec, stats = _read_common(directory, PolicyConfig, reg)
-    policy = reg.get("policy", reg.name_of_config("policy", config)).build(config, spec, stats)
+    policy = reg.build(config, spec, stats)
     load_weights(policy, directory)
     deployment = DeploymentSettings()
     if (directory / DEPLOYMENT).exists():
@@ -152,10 +154,11 @@ def save_value(
     spec: RobotSpec,
     stats: NormStats | None,
     weights: dict[str, Any] | None = None,
+    registry: Any = None,
 ) -> Path:
     """Write a value-estimator checkpoint directory (see the module docstring and ``save_policy``)."""
     directory = Path(directory)
-    _write_common(directory, estimator, config, spec, stats, weights)
+    _write_common(directory, estimator, config, spec, stats, weights, registry)
     return directory
 
 
@@ -171,9 +174,7 @@ def load_value(directory: str | Path, registry: Any = None) -> nn.Module:
     directory = Path(directory)
     reg = _registry(registry)
     config, spec, stats = _read_common(directory, ValueEstimatorConfig, reg)
-    estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", config)).build(
-        config, spec, stats
-    )
+    estimator = reg.build(config, spec, stats, registry=reg)
     load_weights(estimator, directory)
     return estimator.eval()
 

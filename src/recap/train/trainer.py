@@ -39,22 +39,13 @@ from recap.train import parallel
 from recap.train import state as ckpt_state
 from recap.train.checkpoint import load_weights, state_dict_for_saving
 from recap.train.schedule import EMA, warmup_cosine_lr
+from recap.validators import non_negative, positive
 
 METRICS = "metrics.jsonl"
 RESOLVED_CONFIG = "resolved_config.toml"
 
 LossFn = Callable[[TensorDict], TensorDict]
 BatchFn = Callable[[int, int, int], TensorDict]
-
-
-def _nonneg(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
 
 
 @attrs.frozen
@@ -89,18 +80,18 @@ class TrainerConfig:
             (same update, less activation memory).
     """
 
-    steps: int = attrs.field(default=1000, validator=_positive)
-    lr: float = attrs.field(default=3e-4, validator=_nonneg)
-    weight_decay: float = attrs.field(default=1e-2, validator=_nonneg)
-    warmup_steps: int = attrs.field(default=100, validator=_nonneg)
+    steps: int = attrs.field(default=1000, validator=positive)
+    lr: float = attrs.field(default=3e-4, validator=non_negative)
+    weight_decay: float = attrs.field(default=1e-2, validator=non_negative)
+    warmup_steps: int = attrs.field(default=100, validator=non_negative)
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
-    checkpoint_every: int = attrs.field(default=500, validator=_positive)
-    log_every: int = attrs.field(default=50, validator=_positive)
+    checkpoint_every: int = attrs.field(default=500, validator=positive)
+    log_every: int = attrs.field(default=50, validator=positive)
     seed: int = 0
     progress: bool = True
-    final_lr_ratio: float = attrs.field(default=0.0, validator=_nonneg)
-    keep_checkpoints: int = attrs.field(default=2, validator=_positive)
+    final_lr_ratio: float = attrs.field(default=0.0, validator=non_negative)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
     betas: tuple[float, float] = (0.9, 0.95)
     strategy: parallel.Strategy = attrs.field(
         default="ddp", validator=attrs.validators.in_(parallel.STRATEGIES)
@@ -110,7 +101,7 @@ class TrainerConfig:
     )
     activation_checkpointing: bool = False
     freeze: tuple[str, ...] = ()
-    grad_accumulation: int = attrs.field(default=1, validator=_positive)
+    grad_accumulation: int = attrs.field(default=1, validator=positive)
 
 
 @attrs.frozen
@@ -176,12 +167,14 @@ def train(
     *,
     init_from: str | Path | None = None,
     resolved_config: Any = None,
+    registry: Any = None,
 ) -> TrainResult:
     """Train ``module`` by minimising the sum of the ``loss_*`` terms of ``loss_fn(batch_fn(step, rank, world))``.
 
     Resumes exactly from the newest checkpoint in ``out_dir`` when there is one (``init_from`` is then ignored);
     otherwise starts from ``init_from``'s weights (a checkpoint directory or a ``.safetensors`` file) when given.
-    ``resolved_config`` (any attrs config) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
+    ``resolved_config`` (any attrs config; its plugin configs are tagged from ``registry``, default: the global
+    one) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
     the module holds the final weights (the EMA when enabled) unless the ``fsdp2`` strategy sharded it; in every
     case rank 0's ``TrainResult.final_weights`` holds them whole, on the CPU.
     """
@@ -191,7 +184,7 @@ def train(
     info = ddp.init_distributed(device)
     try:
         run = _Run(module, loss_fn, batch_fn, config, out_dir, info, device)
-        run.prepare(init_from, resolved_config)
+        run.prepare(init_from, resolved_config, registry)
         run.loop()
         return run.finish(started)
     finally:
@@ -212,13 +205,17 @@ class _Run:
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
-    def prepare(self, init_from: str | Path | None, resolved_config: Any) -> None:
+    def prepare(self, init_from: str | Path | None, resolved_config: Any, registry: Any) -> None:
         config, info = self.config, self.info
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             ckpt_state.remove_stale_temporaries(self.out_dir)
             if resolved_config is not None:
-                recap_config.dump(resolved_config, self.out_dir / RESOLVED_CONFIG)
+                if registry is None:
+                    from recap.plugins import get_registry
+
+                    registry = get_registry()
+                recap_config.dump(resolved_config, self.out_dir / RESOLVED_CONFIG, registry)
         ddp.barrier(info)
         _seed(config.seed)
         parallel.freeze(self.module, config.freeze)
