@@ -210,17 +210,18 @@ def _fully_shard(root: nn.Module, model: nn.Module, precision: str, info: DistIn
     return fully_shard(root, mesh=mesh, mp_policy=root_policy)
 
 
-def describe(parallel: Parallel) -> dict[str, Any]:
-    """Bytes of parameters, gradients and optimiser state this rank holds (local shards under FSDP2)."""
-    from torch.distributed.tensor import DTensor
+def memory_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Bytes of parameters, gradients and optimiser state this rank holds (its own shards under FSDP2)."""
 
-    def local(t: torch.Tensor) -> torch.Tensor:
-        return t.to_local() if isinstance(t, DTensor) else t
+    def size(t: Any) -> int:
+        if not isinstance(t, torch.Tensor):
+            return 0
+        local = t.to_local() if hasattr(t, "to_local") else t
+        return local.numel() * local.element_size()
 
-    params = list(parallel.model.parameters())
+    params = list(model.parameters())
     return {
-        "param_bytes": sum(local(p).numel() * local(p).element_size() for p in params),
-        "grad_bytes": sum(
-            local(p.grad).numel() * local(p.grad).element_size() for p in params if p.grad is not None
-        ),
+        "param_bytes": sum(size(p) for p in params),
+        "grad_bytes": sum(size(p.grad) for p in params),
+        "optimizer_bytes": sum(size(v) for state in optimizer.state.values() for v in state.values()),
     }

@@ -114,6 +114,7 @@ class TrainResult:
         metrics: the last logged metrics (averaged over ranks).
         out_dir: where metrics, checkpoints and the resolved config live.
         wall_s: seconds spent in this call.
+        memory: bytes of parameters, gradients and optimiser state this rank held at the end (its shards).
         final_weights: rank 0: the final weights, whole, on the CPU (what checkpoints for serving hold); other
             ranks: None.
     """
@@ -123,6 +124,7 @@ class TrainResult:
     metrics: dict[str, float]
     out_dir: Path
     wall_s: float
+    memory: dict[str, int] = attrs.field(factory=dict)
     final_weights: dict[str, torch.Tensor] | None = attrs.field(default=None, eq=False, repr=False)
 
 
@@ -368,6 +370,7 @@ class _Run:
     # -- the end --------------------------------------------------------------------------------------------
 
     def finish(self, started: float) -> TrainResult:
+        memory = parallel.memory_bytes(self.module, self.optimizer)
         if self.ema is not None:
             self.ema.copy_to(self.module)
         self.module.eval()
@@ -378,6 +381,7 @@ class _Run:
             self.last_metrics,
             self.out_dir,
             time.perf_counter() - started,
+            memory,
             weights if self.info.is_main else None,
         )
 
