@@ -44,10 +44,12 @@ def init_distributed(device: torch.device | None = None) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), True)
 
 
-def local_device() -> torch.device:
+def local_device(required: bool = False) -> torch.device:
     """This process's device: GPU ``LOCAL_RANK`` when CUDA is available (torchrun sets it), else the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if required:
+        raise RuntimeError("device 'cuda' was asked for but torch sees no GPU; use device 'cpu' or 'auto'")
     return torch.device("cpu")
 
 

@@ -76,6 +76,8 @@ class TrainerConfig:
         activation_checkpointing: recompute each transformer block's activations in backward (less memory,
             about a third more compute); needs a model exposing ``transformer_blocks()``.
         freeze: parts to keep fixed: names from the model's ``freezable_parts()`` or module paths.
+        device: "cpu", "cuda" (GPU ``LOCAL_RANK`` under torchrun) or "auto" (CUDA when available); the model
+            is moved there before training.
         grad_accumulation: split each rank's share of the batch into this many sequential micro-batches
             (same update, less activation memory).
     """
@@ -102,6 +104,7 @@ class TrainerConfig:
     activation_checkpointing: bool = False
     freeze: tuple[str, ...] = ()
     grad_accumulation: int = attrs.field(default=1, validator=positive)
+    device: str = attrs.field(default="cpu", validator=attrs.validators.in_(("cpu", "cuda", "auto")))
 
 
 @attrs.frozen
@@ -182,6 +185,8 @@ def train(
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    if config.device != "cpu":
+        module.to(ddp.local_device(required=config.device == "cuda"))
     device = next(module.parameters()).device
     info = ddp.init_distributed(device)
     try:
@@ -406,6 +411,6 @@ def _as_float(value: torch.Tensor) -> float:
 def full_weights(module: nn.Module, sharded: bool) -> dict[str, torch.Tensor]:
     """The whole state dict on the CPU (collective when sharded: rank 0 gets it, other ranks an empty dict)."""
     if not sharded:
-        return state_dict_for_saving(module)
+        return {k: v.cpu() for k, v in state_dict_for_saving(module).items()}
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return {k: v.contiguous() for k, v in get_model_state_dict(module, options=options).items()}
