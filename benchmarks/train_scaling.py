@@ -177,11 +177,18 @@ def main() -> None:
         print(f"| {strategy} | {nproc} | {row['samples_per_s']:.2f} | {mib(r['param_bytes'])} | "
               f"{mib(r['grad_bytes'])} | {mib(r['optimizer_bytes'])} | {mib(total)} | {mib(r['peak_rss_bytes'])} |")  # fmt: skip
     for nproc in args.nproc:
-        d, f = rows[("ddp", nproc)]["ranks"][0], rows[("fsdp2", nproc)]["ranks"][0]
-        state = lambda r: r["param_bytes"] + r["grad_bytes"] + r["optimizer_bytes"]  # noqa: E731
-        rss = lambda k: max(x["peak_rss_bytes"] for x in rows[(k, nproc)]["ranks"])  # noqa: E731
-        print(f"{nproc} rank(s): FSDP2 / DDP state per rank {state(f) / state(d):.2f}, peak RSS {rss('fsdp2') / rss('ddp'):.2f}, "
-              f"samples/s {rows[('fsdp2', nproc)]['samples_per_s'] / rows[('ddp', nproc)]['samples_per_s']:.2f}")  # fmt: skip
+        ddp, fsdp = rows[("ddp", nproc)], rows[("fsdp2", nproc)]
+        print(f"{nproc} rank(s), FSDP2 / DDP: params+grads+state per rank {_state(fsdp) / _state(ddp):.2f}, "
+              f"peak RSS {_rss(fsdp) / _rss(ddp):.2f}, samples/s {fsdp['samples_per_s'] / ddp['samples_per_s']:.2f}")  # fmt: skip
+
+
+def _state(row: dict) -> int:
+    r = row["ranks"][0]
+    return r["param_bytes"] + r["grad_bytes"] + r["optimizer_bytes"]
+
+
+def _rss(row: dict) -> int:
+    return max(x["peak_rss_bytes"] for x in row["ranks"])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from recap.errors import ConfigError
 from recap.train import distributed as ddp
 from recap.train import parallel
 from recap.train import state as ckpt_state
-from recap.train.checkpoint import load_weights, state_dict_for_saving
+from recap.train.checkpoint import load_weights
 from recap.train.schedule import EMA, warmup_cosine_lr
 from recap.validators import non_negative, positive
 
@@ -61,7 +61,8 @@ class TrainerConfig:
         grad_clip: clip the global gradient L2 norm to this value (None: no clipping).
         ema_decay: keep an exponential moving average of the weights with this decay (None: off); the saved
             final model is the EMA.
-        checkpoint_every: write a resumable checkpoint every this many steps (and at the end).
+        checkpoint_every: write a resumable checkpoint every this many steps and at the end (None: never, for
+            benchmarks; a killed run then starts over).
         log_every: write a metrics line every this many steps (and at the end).
         seed: seeds torch/numpy/random at the start (a resume restores the saved generator states instead).
         progress: show a tqdm progress bar (rank 0 only).
@@ -88,7 +89,7 @@ class TrainerConfig:
     warmup_steps: int = attrs.field(default=100, validator=non_negative)
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
-    checkpoint_every: int = attrs.field(default=500, validator=positive)
+    checkpoint_every: int | None = attrs.field(default=500, validator=attrs.validators.optional(positive))
     log_every: int = attrs.field(default=50, validator=positive)
     seed: int = 0
     progress: bool = True
@@ -304,7 +305,9 @@ class _Run:
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
                 self._log(done, lr, bar)
-            if done % config.checkpoint_every == 0 or done == config.steps:
+            if config.checkpoint_every is not None and (
+                done % config.checkpoint_every == 0 or done == config.steps
+            ):
                 self._checkpoint(done)
             bar.update(1)
         bar.close()
@@ -410,7 +413,7 @@ def _as_float(value: torch.Tensor) -> float:
 
 def full_weights(module: nn.Module, sharded: bool) -> dict[str, torch.Tensor]:
     """The whole state dict on the CPU (collective when sharded: rank 0 gets it, other ranks an empty dict)."""
-    if not sharded:
-        return {k: v.cpu() for k, v in state_dict_for_saving(module).items()}
+    if not sharded:  # copied straight to the CPU: no second copy on the GPU
+        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return {k: v.contiguous() for k, v in get_model_state_dict(module, options=options).items()}
