@@ -45,7 +45,7 @@ PLUGINS = ("plugins/recap-pi06", "plugins/recap-distributional-value")
 #: dense bf16 tensor-core peak, FLOP/s, by a substring of ``torch.cuda.get_device_name()``
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "B200": 2250e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
 
-#: name -> (policy shapes as data, train batch, train steps); pi0.5: Gemma 2B + SigLIP So400m + a 300M expert
+#: policy shapes as data: pi0.5 = Gemma 2B + SigLIP So400m + a width-1024 expert (3.36B); pi0.6 = Gemma 3 4B (5.16B)
 MODELS = {
     "pi0.5-shaped": {
         "vision": {"width": 1152, "depth": 27, "heads": 16, "mlp_dim": 4304, "patch_size": 14, "image_size": 224},
