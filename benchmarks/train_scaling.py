@@ -95,7 +95,11 @@ def worker(args: argparse.Namespace) -> None:
         activation_checkpointing=args.ac,
     )
     result = train(model, model.loss, batch_fn, config, args.out)
-    lines = [json.loads(x) for x in (Path(args.out) / "metrics.jsonl").read_text().splitlines()] if rank == 0 else []
+    lines = (
+        [json.loads(x) for x in (Path(args.out) / "metrics.jsonl").read_text().splitlines()]
+        if rank == 0
+        else []
+    )
     figures = {
         **result.memory,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

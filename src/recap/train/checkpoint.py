@@ -123,8 +123,9 @@ def save_policy(
     spec: RobotSpec,
     stats: NormStats | None,
     deployment: DeploymentSettings,
-    weights: dict[str, Any] | None = None,
     registry: Any = None,
+    *,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
     """Write a policy checkpoint directory (see the module docstring); ``weights`` (default: the policy's own
     state dict) are the whole weights, e.g. ``TrainResult.final_weights`` after sharded training."""
@@ -153,8 +154,9 @@ def save_value(
     config: ValueEstimatorConfig,
     spec: RobotSpec,
     stats: NormStats | None,
-    weights: dict[str, Any] | None = None,
     registry: Any = None,
+    *,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
     """Write a value-estimator checkpoint directory (see the module docstring and ``save_policy``)."""
     directory = Path(directory)

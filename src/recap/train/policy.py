@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from recap import config as recap_config
 from recap.config import ExtractorConfig, PolicyConfig
 from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
@@ -88,14 +89,20 @@ def train_policy(
         sampler.batch,
         trainer,
         out_dir / "train",
-        resolved_config=resolved_config,
-        registry=reg,
+        resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     ckpt = out_dir / POLICY_DIR
     if result.final_weights is not None:  # rank 0 writes the policy, whole, for serving
         deployment = extractor_impl.deployment
         save_policy(
-            ckpt, model, policy_config, store.spec, store.norm_stats(), deployment, result.final_weights, reg
+            ckpt,
+            model,
+            policy_config,
+            store.spec,
+            store.norm_stats(),
+            deployment,
+            reg,
+            weights=result.final_weights,
         )
     return PolicyTrainingResult(ckpt, result)
 
@@ -134,7 +141,6 @@ def _fit_batch(sampler: WindowSampler):
 
 
 def _read_policy_config(directory: str | Path, registry: Any) -> PolicyConfig:
-    from recap import config as recap_config
     from recap.train.checkpoint import CONFIG
 
     return recap_config.load(Path(directory) / CONFIG, PolicyConfig, registry)

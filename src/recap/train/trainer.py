@@ -32,7 +32,6 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from tqdm.auto import tqdm
 
-from recap import config as recap_config
 from recap.errors import ConfigError
 from recap.train import distributed as ddp
 from recap.train import parallel
@@ -172,16 +171,14 @@ def train(
     out_dir: str | Path,
     *,
     init_from: str | Path | None = None,
-    resolved_config: Any = None,
-    registry: Any = None,
+    resolved_config: str | None = None,
 ) -> TrainResult:
     """Train ``module`` by minimising the sum of the ``loss_*`` terms of ``loss_fn(batch_fn(step, rank, world))``.
 
     Resumes exactly from the newest checkpoint in ``out_dir`` when there is one (``init_from`` is then ignored);
     otherwise starts from ``init_from``'s weights (a checkpoint directory or a ``.safetensors`` file) when given.
-    ``resolved_config`` (any attrs config; its plugin configs are tagged from ``registry``, default: the global
-    one) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
-    the module holds the final weights (the EMA when enabled) unless the ``fsdp2`` strategy sharded it; in every
+    ``resolved_config`` (the run's config as TOML text) is written to ``out_dir/resolved_config.toml`` by rank 0.
+    At the end the module holds the final weights (the EMA when enabled) unless the ``fsdp2`` strategy sharded it; in every
     case rank 0's ``TrainResult.final_weights`` holds them whole, on the CPU.
     """
     started = time.perf_counter()
@@ -192,7 +189,7 @@ def train(
     info = ddp.init_distributed(device)
     try:
         run = _Run(module, loss_fn, batch_fn, config, out_dir, info, device)
-        run.prepare(init_from, resolved_config, registry)
+        run.prepare(init_from, resolved_config)
         run.loop()
         return run.finish(started)
     finally:
@@ -213,17 +210,13 @@ class _Run:
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
-    def prepare(self, init_from: str | Path | None, resolved_config: Any, registry: Any) -> None:
+    def prepare(self, init_from: str | Path | None, resolved_config: str | None) -> None:
         config, info = self.config, self.info
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             ckpt_state.remove_stale_temporaries(self.out_dir)
             if resolved_config is not None:
-                if registry is None:
-                    from recap.plugins import get_registry
-
-                    registry = get_registry()
-                recap_config.dump(resolved_config, self.out_dir / RESOLVED_CONFIG, registry)
+                (self.out_dir / RESOLVED_CONFIG).write_text(resolved_config)
         ddp.barrier(info)
         _seed(config.seed)
         parallel.freeze(self.module, config.freeze)

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from recap import config as recap_config
 from recap.config import ValueEstimatorConfig
 from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
@@ -116,12 +117,11 @@ def train_value(
         trainer,
         out_dir / TRAIN_DIR,
         init_from=init_from,
-        resolved_config=resolved_config,
-        registry=reg,
+        resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     checkpoint = out_dir / VALUE_DIR
     if result.final_weights is not None:  # rank 0 writes the estimator, whole
-        save_value(checkpoint, estimator, value, spec, stats, result.final_weights, reg)
+        save_value(checkpoint, estimator, value, spec, stats, reg, weights=result.final_weights)
     return ValueTrainingResult(checkpoint, result, skipped)
 
 
