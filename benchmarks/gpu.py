@@ -45,21 +45,25 @@ PLUGINS = ("plugins/recap-pi06", "plugins/recap-distributional-value")
 #: dense bf16 tensor-core peak, FLOP/s, by a substring of ``torch.cuda.get_device_name()``
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "B200": 2250e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
 
+#: SigLIP So400m/14 at 224 px
+SO400M = {"width": 1152, "depth": 27, "heads": 16, "mlp_dim": 4304, "patch_size": 14, "image_size": 224}
+#: action expert of both (width 1024, MLP 4096, the backbone's head layout)
+EXPERT = {"width": 1024, "mlp_dim": 4096}
 #: policy shapes as data: pi0.5 = Gemma 2B + SigLIP So400m + a width-1024 expert (3.36B); pi0.6 = Gemma 3 4B (5.16B)
 MODELS = {
     "pi0.5-shaped": {
-        "vision": {"width": 1152, "depth": 27, "heads": 16, "mlp_dim": 4304, "patch_size": 14, "image_size": 224},
+        "vision": SO400M,
         "backbone": {"width": 2048, "depth": 18, "num_heads": 8, "num_kv_heads": 1, "head_dim": 256,
                      "mlp_dim": 16384},
-        "expert": {"width": 1024, "mlp_dim": 4096},
+        "expert": EXPERT,
         "text_vocab_size": 257_152,
         "fast_vocab_size": 2048,
     },
     "pi0.6-shaped (Gemma 3 4B)": {
-        "vision": {"width": 1152, "depth": 27, "heads": 16, "mlp_dim": 4304, "patch_size": 14, "image_size": 224},
+        "vision": SO400M,
         "backbone": {"width": 2560, "depth": 34, "num_heads": 8, "num_kv_heads": 4, "head_dim": 256,
                      "mlp_dim": 10240},
-        "expert": {"width": 1024, "mlp_dim": 4096},
+        "expert": EXPERT,
         "text_vocab_size": 262_144,
         "fast_vocab_size": 2048,
     },

@@ -28,6 +28,7 @@ VARIANTS = {
     "fsdp2_bf16_mixed": (30, 0.0, {"strategy": "fsdp2", "precision": "bf16-mixed"}),
     "fsdp2_bf16": (30, 0.0, {"strategy": "fsdp2", "precision": "bf16"}),
     "fsdp2_frozen": (12, 0.0, {"strategy": "fsdp2", "freeze": ("input",)}),
+    "fsdp2_ema": (12, 0.0, {"strategy": "fsdp2", "ema": 0.9}),
     "uninterrupted": (25, 0.1, {"strategy": "fsdp2"}),
 }
 KILLED = (25, 0.1, {"strategy": "fsdp2"})
@@ -36,7 +37,9 @@ KILLED = (25, 0.1, {"strategy": "fsdp2"})
 def _run(
     out: Path, name: str, steps: int, dropout: float, settings: dict, kill_at: int | None = None
 ) -> None:
-    _, result = toy_training.run(out / name, steps, kill_at, dropout=dropout, **settings)
+    settings = dict(settings)
+    ema = settings.pop("ema", None)
+    toy_training.run(out / name, steps, kill_at, ema, dropout=dropout, **settings)
     if dist.get_rank() == 0:
         lines = (out / name / "metrics.jsonl").read_text().splitlines()
         (out / name / "losses.json").write_text(json.dumps([json.loads(x)["loss"] for x in lines]))

@@ -21,6 +21,16 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _need_the_demo_plugins() -> None:
+    for plugin in (
+        "recap_pi06",
+        "recap_bimanual",
+        "recap_distributional_value",
+        "recap_advantage_conditioning",
+    ):
+        pytest.importorskip(plugin)
+
+
 def test_plan_names_every_measurement_and_exits_zero():
     proc = _run("--plan")
     assert proc.returncode == 0, proc.stderr

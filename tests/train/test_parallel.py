@@ -48,9 +48,12 @@ def one_rank(tmp_path: Path, steps: int, **settings) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-@pytest.mark.parametrize("name", ["fsdp2", "fsdp2_ac", "fsdp2_accum", "ddp"])
+@pytest.mark.parametrize("name", ["fsdp2", "fsdp2_ac", "fsdp2_accum", "ddp", "fsdp2_ema"])
 def test_two_ranks_match_one_rank_at_the_same_global_batch(variants, tmp_path, name):
-    reference = one_rank(tmp_path, dist_jobs.VARIANTS[name][0])
+    """Sharded EMA weights too: the final model of an EMA run is the average."""
+    ema = dist_jobs.VARIANTS[name][2].get("ema")
+    model, _ = toy_training.run(tmp_path / "one", dist_jobs.VARIANTS[name][0], ema=ema, dropout=0.0)
+    reference = model.state_dict()
     two = load_file(str(variants / name / "final.safetensors"))
     assert set(two) == set(reference)
     for k, a in reference.items():  # equal up to float summation order
