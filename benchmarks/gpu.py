@@ -40,8 +40,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NEEDED = ("torch", "tensordict", "recap", "recap_pi06", "recap_distributional_value")
-PLUGINS = ("plugins/recap-pi06", "plugins/recap-distributional-value")
+NEEDED = (
+    "torch",
+    "tensordict",
+    "recap",
+    "recap_pi06",
+    "recap_distributional_value",
+    "recap_bimanual",
+    "recap_advantage_conditioning",
+)
+#: the VLA, and what the demo-gpu preset names (simulator, value estimator, extractor)
+PLUGINS = (
+    "plugins/recap-pi06",
+    "plugins/recap-distributional-value",
+    "plugins/recap-bimanual",
+    "plugins/recap-advantage-conditioning",
+)
 #: dense bf16 tensor-core peak, FLOP/s, by a substring of ``torch.cuda.get_device_name()``
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "B200": 2250e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
 
@@ -199,8 +213,9 @@ def measure_training(policy, spec, s: dict, device, out: Path, precision: str) -
     batch_fn = batch_fn_for(spec, s["batch"], policy.chunk_size, device)
     probe = batch_fn(0, 0, 1)[:2].to(device)
     flops = flops_per_sample(policy, probe)
-    tokens, _ = policy.training_sequence(probe, torch.ones(2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool),
-                                         policy._normalized_chunks(probe))  # fmt: skip
+    with torch.no_grad():
+        flags = torch.ones(2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool)
+        tokens, _ = policy.training_sequence(probe, *flags, policy._normalized_chunks(probe))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     config = TrainerConfig(
@@ -384,6 +399,37 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def measure_model(name: str, shape: dict, spec, s: dict, device, work: Path, peak: float | None) -> dict:
+    """Train, then time chunks, for one model; fp32 master weights that do not fit fall back to all-bf16."""
+    started = time.perf_counter()
+    policy = build_policy(shape, spec, device)
+    row = None
+    try:
+        row = measure_training(policy, spec, s, device, work / name.split()[0], precision_for(device))
+    except Exception as exc:
+        if "out of memory" not in str(exc).lower():
+            raise
+    if row is None:  # outside the except block, so the failed step's tensors can be freed
+        del policy
+        free(device)
+        policy = build_policy(shape, spec, device)
+        row = measure_training(policy, spec, s, device, work / (name.split()[0] + "-bf16"), "bf16")
+    row["mfu"] = None if peak is None else row["achieved_tflops"] * 1e12 / peak
+    row.update(measure_latency(policy, spec, s["latency_repeats"], device))
+    row["wall_s"] = time.perf_counter() - started
+    return row
+
+
+def free(device) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def print_row(name: str, row: dict, flush: bool = False) -> None:
     print(f"[{name}] {row['params'] / 1e6:.1f}M params, {row['sequence_tokens']} tokens/sample, "
           f"{row['samples_per_s']:.2f} samples/s, {row['wall_s']:.0f} s", flush=flush)  # fmt: skip
@@ -397,11 +443,17 @@ def print_report(report: dict) -> None:
           "chunk ms, CFG |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in report["models"].items():
+        if "error" in r:
+            print(f"| {name} | failed: {r['error'][:200]} |")
+            continue
         mfu = "n/a" if r["mfu"] is None else f"{r['mfu']:.1%}"
         mem = "n/a" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f}"
         print(f"| {name} | {r['params'] / 1e6:,.0f}M | {r['precision']} | {r['sequence_tokens']} | {r['samples_per_s']:.2f} | "
               f"{r['achieved_tflops']:.1f} | {mfu} | {mem} | {r['chunk_ms']:.1f} | {r['chunk_cfg_ms']:.1f} |")  # fmt: skip
     d = report["demo_gpu"]
+    if "error" in d:
+        print(f"demo-gpu stage failed: {d['error'][:300]}")
+        return
     print(f"demo-gpu policy_pretrain: {d['steps_per_s']:.2f} steps/s at batch {d['batch']}; the run's "
           f"{sum(d['policy_steps'].values())} policy steps {d['policy_steps']} take about "
           f"{d['policy_training_min']:.1f} min of training (collection and evaluation not included)")  # fmt: skip
