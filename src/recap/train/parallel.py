@@ -141,7 +141,7 @@ class Parallel:
         if isinstance(self.wrapped, nn.parallel.DistributedDataParallel):
             with self.wrapped.no_sync():
                 yield
-        elif self.strategy == "fsdp2" and hasattr(self.wrapped, "set_requires_gradient_sync"):
+        elif self.sharded:
             self.wrapped.set_requires_gradient_sync(False)
             try:
                 yield
@@ -152,9 +152,10 @@ class Parallel:
 
     @property
     def sharded(self) -> bool:
-        return (
-            self.strategy == "fsdp2" and self.wrapped is not self.model and hasattr(self.wrapped, "unshard")
-        )
+        """Whether parameters are split over ranks (FSDP2 with more than one rank)."""
+        from torch.distributed.fsdp import FSDPModule
+
+        return isinstance(self.wrapped, FSDPModule)
 
 
 def wrap(
