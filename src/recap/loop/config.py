@@ -63,8 +63,9 @@ class LoopConfig:
         task: the target task prompt given to the backend and the policy.
         iterations: K improvement iterations (the paper: one often helps a lot; two removed a failure mode).
         backend / demonstrator / expert: the robot, the demonstration source and the intervening operator.
-        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``); e.g. the
-            same simulation without rendering cameras the policy never reads.
+        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``). Its
+            cameras are set to the ones the evaluated policy reads (``Policy.input_cameras``), so a state-only
+            policy is evaluated without rendering and a vision policy sees every camera it was trained on.
         policy / value: the models, by registered name.
         pretrain_labeler / finetune_labeler: Monte-Carlo advantages with ~30% positive for pre-training,
             n-step advantages with ~40% positive per iteration (DESIGN.md section 2).

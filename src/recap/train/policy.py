@@ -76,7 +76,7 @@ def train_policy(
         seed=trainer.seed,
         episodes=chosen,
         label_set=label_set,
-        cameras=getattr(model, "input_cameras", None),  # frames the policy never reads are not copied
+        cameras=model.input_cameras,  # frames the policy never reads are not copied
         label_columns=mc_return_columns(chosen, store.max_length_per_task()),
     )
     check_required_keys(sampler.batch(0), extractor_impl.required_keys, reg.entry_for(extractor).name)
