@@ -1,14 +1,14 @@
 """The jobs the 2-rank tests start under torchrun: several trainings in one process group (each torchrun start
 costs seconds), each writing ``OUT/<name>/final.safetensors`` and ``OUT/<name>/losses.json``.
 
-    torchrun --nproc-per-node 2 dist_jobs.py variants OUT
-    torchrun --nproc-per-node 2 dist_jobs.py pi06 OUT       # pi06-tiny: knowledge insulation, frozen vision
+    torchrun --nproc-per-node 2 dist_jobs.py variants OUT   # with recap-pi06: pi06-tiny runs too
     torchrun --nproc-per-node 2 dist_jobs.py killed OUT     # SIGKILLed at step 23 (checkpoints at 10 and 20)
     torchrun --nproc-per-node 2 dist_jobs.py resume OUT     # resumes OUT/killed and OUT/from_one_rank
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -45,20 +45,24 @@ def _run(
         (out / name / "losses.json").write_text(json.dumps([json.loads(x)["loss"] for x in lines]))
 
 
+def _run_pi06(out: Path) -> None:
+    import pi06_job
+    from safetensors.torch import save_file
+
+    for name in pi06_job.RUNS:
+        weights = pi06_job.run(out, name)
+        if weights is not None:
+            save_file(weights, str(out / name / "final.safetensors"))
+
+
 def main(job: str, out: Path) -> None:
     dist.init_process_group("gloo")  # one group for every run of the job; the trainer joins it
     try:
         if job == "variants":
             for name, (steps, dropout, settings) in VARIANTS.items():
                 _run(out, name, steps, dropout, settings)
-        elif job == "pi06":
-            import pi06_job
-            from safetensors.torch import save_file
-
-            for name in pi06_job.RUNS:
-                weights = pi06_job.run(out, name)
-                if weights is not None:
-                    save_file(weights, str(out / name / "final.safetensors"))
+            if importlib.util.find_spec("recap_pi06") is not None:
+                _run_pi06(out)
         elif job == "killed":
             _run(out, "killed", *KILLED, kill_at=23)
         elif job == "resume":
