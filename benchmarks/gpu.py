@@ -155,12 +155,12 @@ def ensure_installed(no_install: bool) -> None:
 # -- measurements (torch imported from here on) ----------------------------------------------------------------
 
 
-def robot_spec(cameras: int, image: int):
+def robot_spec(cameras: int, height: int, width: int | None = None):
     from recap.data.spec import CameraSpec, RobotSpec
 
     names = ("cam_high", "cam_left_wrist", "cam_right_wrist")[:cameras]
-    return RobotSpec(cameras=tuple(CameraSpec(n, image, image) for n in names), state_dim=14, action_dim=14,
-                     env_state_dim=0, joint_names=())  # fmt: skip
+    cams = tuple(CameraSpec(n, height, width or height) for n in names)
+    return RobotSpec(cameras=cams, state_dim=14, action_dim=14, env_state_dim=0, joint_names=())
 
 
 def build_policy(shape: dict, spec, device):
@@ -305,7 +305,7 @@ def measure_demo_stage(s: dict, device, out: Path, tiny: bool) -> dict:
     reg = get_registry()
     loop = recap_config.resolve_preset("demo-gpu", reg)
     backend = loop.backend
-    spec = robot_spec(len(backend.cameras), backend.image_height)
+    spec = robot_spec(len(backend.cameras), backend.image_height, backend.image_width)
     policy_cfg = loop.policy if not tiny else attrs.evolve(loop.policy, **_tiny_shapes())
     import torch
 
