@@ -47,13 +47,7 @@ def test_plan_names_every_measurement_and_exits_zero():
 
 @pytest.mark.slow
 def test_tiny_run_measures_everything_through_the_gpu_code_path(tmp_path):
-    for plugin in (
-        "recap_pi06",
-        "recap_bimanual",
-        "recap_distributional_value",
-        "recap_advantage_conditioning",
-    ):
-        pytest.importorskip(plugin)
+    _need_the_demo_plugins()
     out = tmp_path / "figures.json"
     proc = _run("--tiny", "--no-install", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,13 +63,7 @@ def test_tiny_run_measures_everything_through_the_gpu_code_path(tmp_path):
 
 
 def test_demo_gpu_preset_runs_pi06_small_from_camera_images():
-    for plugin in (
-        "recap_pi06",
-        "recap_bimanual",
-        "recap_distributional_value",
-        "recap_advantage_conditioning",
-    ):
-        pytest.importorskip(plugin)
+    _need_the_demo_plugins()
     import attrs
     from recap_pi06.config import PI06_SMALL
 
