@@ -120,9 +120,10 @@ def gemma3_decoder(text: dict[str, Any], shape: DecoderShape) -> DecoderShape:
 
 def gemma3_config(files: Any, config: C, base: C) -> C:
     """``config`` (shapes from the tensors) with the Gemma 3 decoder settings when the checkpoint has a Gemma 3
-    decoder and, when it brings a vision tower, the Gemma 3 projector at the preset's resolution (``base.vision.image_size``; the position table
-    is interpolated to it on load: :meth:`CombinedCheckpoint.fit_positions`). Tokens per image: the checkpoint's
-    ``mm_tokens_per_image`` (256 for Gemma 3), else the preset's."""
+    decoder and, when it brings a vision tower, the Gemma 3 projector at the preset's resolution
+    (``base.vision.image_size``; the position table is interpolated to it on load:
+    :meth:`CombinedCheckpoint.fit_positions`). Tokens per image: the checkpoint's ``mm_tokens_per_image`` (256
+    for Gemma 3), else the preset's."""
     meta = files.config_json()
     if any("pre_feedforward_layernorm" in n for n in files.names()):
         config = attrs.evolve(config, backbone=gemma3_decoder(meta.get("text_config", meta), config.backbone))
