@@ -129,3 +129,39 @@ def test_value_model_from_gemma3_text_and_siglip_trains_under_the_distributional
         estimator.loss(batch)["loss_value"].backward()
         opt.step()
     assert estimator.loss(batch)["loss_value"].item() < 0.7 * first
+
+
+def test_gemma3_policy_under_bf16_autocast_stays_close_to_float32(imported):
+    """The trainer's bf16 mode (autocast): the loss and the sampled chunk stay near the float32 model's."""
+    policy = imported[0]
+    batch = make_batch(_spec(), batch_size=2, chunk_size=CHUNK)
+    policy.fit_to_data(batch)
+    draws = draw_flow(policy, 2, generator=torch.Generator().manual_seed(4))
+    obs = batch.exclude(keys.ACTION, keys.ACTION_IS_PAD)
+    noise = torch.randn(2, CHUNK, policy.flow_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want_loss = policy.per_sample_loss(batch, batch[keys.INDICATOR], flow_draws=draws)["flow"]
+        want = policy.sample_actions(obs, True, guidance=1.5, noise=noise)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got_loss = policy.per_sample_loss(batch, batch[keys.INDICATOR], flow_draws=draws)["flow"]
+            got = policy.sample_actions(obs, True, guidance=1.5, noise=noise)
+    assert (got_loss.float() - want_loss).abs().max() <= 0.05 * want_loss.abs().max()
+    assert (got.float() - want).abs().max() <= 0.05 * want.abs().max()
+
+
+def test_rms_norm_of_bf16_inputs_is_computed_in_float32():
+    """Gemma computes its norms in float32 and casts the result back (the bf16 checkpoints were trained so)."""
+    from recap_pi06.layers import RMSNorm
+
+    norm = RMSNorm(64)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(64, generator=torch.Generator().manual_seed(0)))
+    x = (torch.randn(8, 64, generator=torch.Generator().manual_seed(1)) * 30).to(torch.bfloat16)
+    wide = x.float()
+    want = (wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + norm.weight)).to(
+        torch.bfloat16
+    )
+    got = norm(x)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+    narrow = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + norm.weight.to(torch.bfloat16))
+    assert not torch.equal(narrow, want)  # computing in bf16 gives other numbers
