@@ -165,3 +165,23 @@ def test_rms_norm_of_bf16_inputs_is_computed_in_float32():
     assert got.dtype == torch.bfloat16 and torch.equal(got, want)
     narrow = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + norm.weight.to(torch.bfloat16))
     assert not torch.equal(narrow, want)  # computing in bf16 gives other numbers
+
+
+def test_gemma3_policy_under_activation_checkpointing_gives_the_same_gradients(imported):
+    """The trainer's activation checkpointing wraps every transformer block (Gemma 3 layers, local and global)."""
+    import copy
+
+    from recap.train.parallel import apply_activation_checkpointing
+
+    plain = imported[0]
+    batch = make_batch(_spec(), batch_size=2, chunk_size=CHUNK)
+    plain.fit_to_data(batch)
+    wrapped = copy.deepcopy(plain)
+    assert apply_activation_checkpointing(wrapped) == len(plain.transformer_blocks())
+    draws = draw_flow(plain, 2, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for model in (plain, wrapped):
+        losses = model.per_sample_loss(batch, batch[keys.INDICATOR], flow_draws=draws)
+        (losses["flow"].mean() + losses["fast"].mean()).backward()
+        grads.append(model.trunk.decoder.layers[0].attn.q_norm.weight.grad)
+    assert grads[0].abs().max() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
