@@ -65,6 +65,16 @@ class Pi06Policy(nn.Module):
             add_lora(self, config.lora_rank, config.lora_alpha)
         self.fast_offset = config.text_vocab_size + config.state_bins
 
+    # -- structure the trainer reads (FSDP2 sharding, activation checkpointing, freezing) ---------------------
+
+    def transformer_blocks(self) -> list[nn.Module]:
+        """Vision, backbone and expert blocks: each is sharded and recomputed on its own."""
+        return self.trunk.transformer_blocks() + list(self.expert.layers)
+
+    def freezable_parts(self) -> dict[str, nn.Module]:
+        """Names ``TrainerConfig.freeze`` accepts: ``vision``, ``backbone`` (decoder) and ``expert``."""
+        return {**self.trunk.freezable_parts(), "expert": self.expert}
+
     # -- data-fitted parts ------------------------------------------------------------------------------------
 
     def fit_to_data(self, batch: TensorDict) -> dict[str, float]:

@@ -117,6 +117,16 @@ class Trunk(nn.Module):
             **(policy_inputs(config) if isinstance(config, Pi06Config) else {}),
         )
 
+    def transformer_blocks(self) -> list[nn.Module]:
+        vision = list(self.vision.blocks) if self.vision is not None else []
+        return vision + list(self.decoder.layers)
+
+    def freezable_parts(self) -> dict[str, nn.Module]:
+        parts: dict[str, nn.Module] = {"backbone": self.decoder}
+        if self.vision is not None:
+            parts["vision"] = self.vision
+        return parts
+
     @property
     def device(self) -> torch.device:
         return self.decoder.embed.weight.device
