@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recap.cli.collect_cmd:collect",
         "record demonstrator/policy episodes (+ interventions) into a store",
     ),
+    "weights import": (
+        "recap.cli.weights_cmd:import_weights",
+        "import a downloaded pi0 / pi0.5 / PaliGemma checkpoint as a recap policy",
+    ),
     "evaluate": (
         "recap.cli.evaluate_cmd:evaluate",
         "success rate, throughput (95% CI), time to success on fixed seeds",
