@@ -1,5 +1,9 @@
 """Import a LeRobot v3.0 dataset directory into an ``EpisodeStore`` (the inverse of lerobot_export.py).
 
+A new store keeps video as video: by default (``image_codec=SAME_CODEC``) it stores frames in the dataset's
+codec (``av1`` or ``h264``; ``lossless`` for RGB video), re-encoding each episode separately so any frame
+decodes on its own; ``image_codec=None`` stores raw frames for the fastest training reads.
+
 Success comes from the episode column ``success`` when present, else True when any frame has
 ``next.success``, else unlabelled (a missing success frame is not taken as a failure). Source defaults to
 "demonstration". Episodes exported by recap keep their ids; importing them again skips those already in the
@@ -23,8 +27,24 @@ from recap.data import lerobot_format as fmt
 from recap.data.schema import SOURCES, EpisodeMeta
 from recap.data.spec import CameraSpec, RobotSpec
 from recap.data.store import STORE_FILE, EpisodeStore
-from recap.data.video import VideoReader
+from recap.data.video import VIDEO_CODECS, VideoReader
 from recap.errors import SchemaError, StoreError
+
+#: ``import_lerobot(image_codec=SAME_CODEC)``: store frames in the dataset's own video codec
+SAME_CODEC = "same"
+
+
+def dataset_image_codec(info: dict[str, Any]) -> str:
+    """The store codec closest to a dataset's videos: its lossy codec (av1, h264), lossless for RGB video or odd
+    frame sizes, av1 otherwise."""
+    videos = [ft for ft in info.get("features", {}).values() if ft.get("dtype") == "video"]
+    details = [ft.get("info") or {} for ft in videos]
+    if any(d.get("video.pix_fmt") == "rgb24" for d in details) or any(
+        n % 2 for ft in videos for n in ft["shape"][:2]
+    ):
+        return "lossless"
+    names = {d.get("video.codec") for d in details}
+    return names.pop() if len(names) == 1 and names <= {"av1", "h264"} else "av1"
 
 
 def _names(ft: dict[str, Any]) -> tuple[str, ...]:
@@ -97,10 +117,10 @@ class _DataFiles:
 
 
 def import_lerobot(
-    path: str | Path, store_path: str | Path, *, image_codec: str | None = None, progress: bool = True
+    path: str | Path, store_path: str | Path, *, image_codec: str | None = SAME_CODEC, progress: bool = True
 ) -> list[EpisodeMeta]:
     """Add every episode of the LeRobot v3 dataset at ``path`` to the store at ``store_path`` (created with the
-    dataset's spec when it does not exist); returns the metadata of the episodes added."""
+    dataset's spec and ``image_codec`` when it does not exist); returns the metadata of the episodes added."""
     root = Path(path)
     try:
         info = json.loads((root / "meta" / "info.json").read_text())
@@ -122,6 +142,12 @@ def import_lerobot(
         ):
             raise SchemaError(f"dataset {root} has spec {spec}, the store {store_root} has {store.spec}")
     else:
+        if image_codec == SAME_CODEC:
+            image_codec = dataset_image_codec(info)
+        elif image_codec not in (None, "zlib", *VIDEO_CODECS):
+            raise SchemaError(
+                f"image_codec {image_codec!r}: use {SAME_CODEC!r}, None, 'zlib' or {list(VIDEO_CODECS)}"
+            )
         store = EpisodeStore.create(store_root, spec, image_codec=image_codec)
     tasks = fmt.read_string_index(pq.read_table(root / "meta" / "tasks.parquet"), "task", "task_index")
     sub_path = root / "meta" / "subtasks.parquet"
