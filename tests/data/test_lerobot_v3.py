@@ -48,6 +48,7 @@ def _round_trip(source, tmp_path, codec):
 def test_round_trip_keeps_episodes_and_metadata(source, tmp_path, codec):
     back, added = _round_trip(source, tmp_path, codec)
     assert len(added) == 3 and back.spec == source.spec
+    assert back.image_codec == codec  # video stays video, in the dataset's codec
     assert back.episodes() == source.episodes()  # ids, task, success, source, versions, robot, fps, length
     for m in source.episodes():
         a, b = source.load(m.episode_id), back.load(m.episode_id)
@@ -139,3 +140,15 @@ def test_truncated_video_names_the_file(source, tmp_path):
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
     with pytest.raises(StoreError, match="file-000.mp4"):
         import_lerobot(tmp_path / "lr", tmp_path / "back", progress=False)
+
+
+def test_import_decodes_to_raw_frames_only_when_asked(source, tmp_path):
+    export_lerobot(source, tmp_path / "lr", codec="lossless", progress=False)
+    import_lerobot(tmp_path / "lr", tmp_path / "raw", image_codec=None, progress=False)
+    raw = EpisodeStore.open(tmp_path / "raw")
+    assert raw.image_codec is None
+    for m in source.episodes():
+        for key, value in source.load(m.episode_id).steps.items():
+            assert torch.equal(raw.load(m.episode_id).steps[key], value)
+    with pytest.raises(SchemaError, match="image_codec 'png'"):
+        import_lerobot(tmp_path / "lr", tmp_path / "png", image_codec="png", progress=False)

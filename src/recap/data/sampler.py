@@ -34,7 +34,7 @@ from recap.data.store import EpisodeStore
 from recap.errors import ConfigError, LabelError
 
 #: episodes whose frame readers (memory maps, open video decoders) a process keeps; older ones are closed
-OPEN_EPISODES = 64
+OPEN_EPISODES = 32
 
 
 def text(batch: TensorDict, key: str) -> list[str]:
@@ -224,13 +224,16 @@ class WindowSampler:
             out[keys.ENV_STATE] = torch.from_numpy(self.low[keys.ENV_STATE][g])
         for key, values in self.labels.items():
             out[key] = torch.from_numpy(values[g])
-        for cam in self.cameras:
-            shape = self.store.spec.camera(cam).shape
-            img = np.empty((b, *shape), dtype=np.uint8)
+        images = {
+            cam: np.empty((b, *self.store.spec.camera(cam).shape), dtype=np.uint8) for cam in self.cameras
+        }
+        if self.cameras and b:
             order = np.argsort(ep, kind="stable")
-            bounds = np.flatnonzero(np.diff(ep[order])) + 1
-            for rows in np.split(order, bounds) if b else []:
-                img[rows] = self._episode_frames(int(ep[rows[0]]))[cam][t[rows]]
+            for rows in np.split(order, np.flatnonzero(np.diff(ep[order])) + 1):  # one episode at a time
+                frames = self._episode_frames(int(ep[rows[0]]))
+                for cam in self.cameras:
+                    images[cam][rows] = frames[cam][t[rows]]
+        for cam, img in images.items():
             out[keys.image_key(cam)] = torch.from_numpy(img)
         batch = TensorDict(out, batch_size=[b])
         batch[keys.TASK] = NonTensorStack(*[self._task_text[i] for i in self.episode_task[ep]])

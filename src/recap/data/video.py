@@ -143,7 +143,10 @@ class _Decoder:
         except av.error.FFmpegError as exc:
             raise StoreError(f"{where}: the video does not open ({exc})") from exc
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "SLICE"  # frame threads would delay output and fight DataLoader workers
+        # One thread: frame threads would delay output, and a decoder with threads that a forked DataLoader worker
+        # inherits deadlocks when the worker frees it (its threads did not survive the fork).
+        self.stream.thread_type = "NONE"
+        self.stream.codec_context.thread_count = 1
         self.start = self.stream.start_time or 0
         self.ticks = 1 / (fps * float(self.stream.time_base))  # stream timestamp units per frame
         self._frames: Iterator[Any] | None = None
@@ -174,7 +177,7 @@ class _Decoder:
             found = int(round((frame.pts - self.start) / self.ticks))
             self._next = found + 1
             if found == index:
-                return frame.to_ndarray(format="rgb24")
+                return frame.to_ndarray(format="rgb24", threads=1)
             if found > index:
                 break
         self._frames = None
