@@ -1,80 +1,215 @@
 """Hook specifications: the only way plugins (built-in or third-party) add things to recap.
 
-Each hook receives a ``register`` callback; the core owns the registries, refuses duplicate names and remembers
-which distribution supplied each entry. A plugin is a module listed in a distribution's
-``[project.entry-points.recap]`` table that implements some of these hooks with :data:`hookimpl`::
+Each hook is called once, when the registry loads, with a ``register`` callback; the core owns the registries,
+refuses duplicate names and remembers which distribution supplied each entry. A plugin is a module listed in a
+distribution's ``[project.entry-points.recap]`` table that implements some of these hooks with
+:data:`hookimpl`::
 
+    from recap.hookspecs import RegisterExtractor
     from recap.plugins import hookimpl
 
     @hookimpl
-    def register_extractors(register):
+    def register_extractors(register: RegisterExtractor) -> None:
         register("filtered-bc", FilteredBC, config=FilteredBCConfig)
 
 ``register(name, factory, *, config)`` takes a unique name, a factory and the factory's frozen attrs config
-class (a subclass of the matching base in ``recap.config``). Factories are called as documented per hook.
+class, a subclass of the kind's base in ``recap.config`` (``ExtractorConfig`` here). The core builds an entry
+with ``registry.build(config, *args)``: the entry whose config class is ``type(config)``, called as
+``factory(config, *args)``. Each kind has a ``Protocol`` for its factory (``ExtractorFactory``, ...; parameters
+are positional-only, so a factory may name them as it likes) and one for its callback (``RegisterExtractor``,
+...), which a hook implementation may use to annotate ``register``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pluggy
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from recap.config import (
+        BackendConfig,
+        DemonstratorConfig,
+        ExtractorConfig,
+        LabelerConfig,
+        PluginConfig,
+        PolicyConfig,
+        Preset,
+        TeleoperatorConfig,
+        ValueEstimatorConfig,
+        ValueNetworkConfig,
+    )
+    from recap.data.spec import RobotSpec
+    from recap.data.stats import NormStats
+    from recap.protocols import (
+        AdvantageLabeler,
+        Demonstrator,
+        Policy,
+        PolicyExtractor,
+        RobotBackend,
+        Teleoperator,
+        ValueEstimator,
+    )
 
 PROJECT = "recap"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: ``register(name, factory, *, config)`` — see the module docstring.
-Register = Callable[..., None]
+# Each factory protocol is generic in the config class it takes (a plugin's factory takes its own config
+# subclass); each kind's ``register`` ties the factory to the ``config`` class registered with it.
+PolicyC = TypeVar("PolicyC", bound="PolicyConfig", contravariant=True)
+ValueNetworkC = TypeVar("ValueNetworkC", bound="ValueNetworkConfig", contravariant=True)
+ValueEstimatorC = TypeVar("ValueEstimatorC", bound="ValueEstimatorConfig", contravariant=True)
+LabelerC = TypeVar("LabelerC", bound="LabelerConfig", contravariant=True)
+ExtractorC = TypeVar("ExtractorC", bound="ExtractorConfig", contravariant=True)
+BackendC = TypeVar("BackendC", bound="BackendConfig", contravariant=True)
+TeleoperatorC = TypeVar("TeleoperatorC", bound="TeleoperatorConfig", contravariant=True)
+DemonstratorC = TypeVar("DemonstratorC", bound="DemonstratorConfig", contravariant=True)
+
+
+class Builder(Protocol):
+    """The registry an entry is being built from; composite entries build their parts with it."""
+
+    def build(self, config: PluginConfig, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class PolicyFactory(Protocol[PolicyC]):
+    def __call__(self, config: PolicyC, spec: RobotSpec, stats: NormStats | None, /) -> Policy: ...
+
+
+class RegisterPolicy(Protocol):
+    def __call__(self, name: str, factory: PolicyFactory[PolicyC], *, config: type[PolicyC]) -> None: ...
+
+
+class ValueNetworkFactory(Protocol[ValueNetworkC]):
+    def __call__(
+        self, config: ValueNetworkC, spec: RobotSpec, num_bins: int, stats: NormStats | None, /
+    ) -> nn.Module: ...
+
+
+class RegisterValueNetwork(Protocol):
+    def __call__(
+        self, name: str, factory: ValueNetworkFactory[ValueNetworkC], *, config: type[ValueNetworkC]
+    ) -> None: ...
+
+
+class ValueEstimatorFactory(Protocol[ValueEstimatorC]):
+    def __call__(
+        self, config: ValueEstimatorC, spec: RobotSpec, stats: NormStats | None, /, *, registry: Builder
+    ) -> ValueEstimator: ...
+
+
+class RegisterValueEstimator(Protocol):
+    def __call__(
+        self, name: str, factory: ValueEstimatorFactory[ValueEstimatorC], *, config: type[ValueEstimatorC]
+    ) -> None: ...
+
+
+class LabelerFactory(Protocol[LabelerC]):
+    def __call__(self, config: LabelerC, /) -> AdvantageLabeler: ...
+
+
+class RegisterLabeler(Protocol):
+    def __call__(self, name: str, factory: LabelerFactory[LabelerC], *, config: type[LabelerC]) -> None: ...
+
+
+class ExtractorFactory(Protocol[ExtractorC]):
+    def __call__(self, config: ExtractorC, /) -> PolicyExtractor: ...
+
+
+class RegisterExtractor(Protocol):
+    def __call__(
+        self, name: str, factory: ExtractorFactory[ExtractorC], *, config: type[ExtractorC]
+    ) -> None: ...
+
+
+class BackendFactory(Protocol[BackendC]):
+    def __call__(self, config: BackendC, /) -> RobotBackend: ...
+
+
+class RegisterBackend(Protocol):
+    def __call__(self, name: str, factory: BackendFactory[BackendC], *, config: type[BackendC]) -> None: ...
+
+
+class TeleoperatorFactory(Protocol[TeleoperatorC]):
+    def __call__(self, config: TeleoperatorC, backend: RobotBackend, /) -> Teleoperator: ...
+
+
+class RegisterTeleoperator(Protocol):
+    def __call__(
+        self, name: str, factory: TeleoperatorFactory[TeleoperatorC], *, config: type[TeleoperatorC]
+    ) -> None: ...
+
+
+class DemonstratorFactory(Protocol[DemonstratorC]):
+    def __call__(self, config: DemonstratorC, backend: RobotBackend, /) -> Demonstrator: ...
+
+
+class RegisterDemonstrator(Protocol):
+    def __call__(
+        self, name: str, factory: DemonstratorFactory[DemonstratorC], *, config: type[DemonstratorC]
+    ) -> None: ...
+
+
+class RegisterPreset(Protocol):
+    """``register(name, preset)``: a frozen attrs config instance, or a :class:`recap.config.Preset` (a config
+    kept as data, resolved through the registry on use, for presets that name other plugins)."""
+
+    def __call__(self, name: str, preset: Preset | Any, /) -> None: ...
 
 
 @hookspec
-def register_policies(register: Register) -> None:
-    """Called once when plugins load. Register policies: ``factory(config, spec, stats) -> Policy`` with
-    ``config`` a ``PolicyConfig``, ``spec`` the ``RobotSpec`` and ``stats`` the dataset's ``NormStats``
-    (or None before any data exists)."""
+def register_policies(register: RegisterPolicy) -> None:
+    """Called once when the registry loads. Register policies: ``factory(config, spec, stats) -> Policy`` with
+    ``spec`` the ``RobotSpec`` and ``stats`` the dataset's ``NormStats`` (None before any data exists)."""
 
 
 @hookspec
-def register_value_networks(register: Register) -> None:
-    """Called once when plugins load. Register networks that map an observation batch to value-bin logits:
-    ``factory(config, spec, num_bins, stats) -> torch.nn.Module`` whose ``forward(obs) -> Tensor[B, num_bins]``."""
+def register_value_networks(register: RegisterValueNetwork) -> None:
+    """Called once when the registry loads. Register networks that map an observation batch to value-bin
+    logits: ``factory(config, spec, num_bins, stats) -> nn.Module`` whose ``forward(obs)`` returns
+    ``Tensor[B, num_bins]``."""
 
 
 @hookspec
-def register_value_estimators(register: Register) -> None:
-    """Called once when plugins load. Register critics: ``factory(config, spec, stats) -> ValueEstimator``."""
+def register_value_estimators(register: RegisterValueEstimator) -> None:
+    """Called once when the registry loads. Register critics: ``factory(config, spec, stats, *, registry) ->
+    ValueEstimator``; ``registry`` is the registry building it (build a value network with
+    ``registry.build(network_config, spec, num_bins, stats)``)."""
 
 
 @hookspec
-def register_labelers(register: Register) -> None:
-    """Called once when plugins load. Register advantage labelers: ``factory(config) -> AdvantageLabeler``."""
+def register_labelers(register: RegisterLabeler) -> None:
+    """Called once when the registry loads. Register advantage labelers: ``factory(config) ->
+    AdvantageLabeler``."""
 
 
 @hookspec
-def register_extractors(register: Register) -> None:
-    """Called once when plugins load. Register policy extractors: ``factory(config) -> PolicyExtractor``."""
+def register_extractors(register: RegisterExtractor) -> None:
+    """Called once when the registry loads. Register policy extractors: ``factory(config) ->
+    PolicyExtractor``."""
 
 
 @hookspec
-def register_backends(register: Register) -> None:
-    """Called once when plugins load. Register robot backends: ``factory(config) -> RobotBackend``."""
+def register_backends(register: RegisterBackend) -> None:
+    """Called once when the registry loads. Register robot backends: ``factory(config) -> RobotBackend``."""
 
 
 @hookspec
-def register_teleoperators(register: Register) -> None:
-    """Called once when plugins load. Register teleoperators (humans or scripted experts):
+def register_teleoperators(register: RegisterTeleoperator) -> None:
+    """Called once when the registry loads. Register teleoperators (humans or scripted experts):
     ``factory(config, backend) -> Teleoperator``."""
 
 
 @hookspec
-def register_demonstrators(register: Register) -> None:
-    """Called once when plugins load. Register scripted demonstrators, which act like a Policy for
-    collection: ``factory(config, backend) -> object`` with ``reset(task, seed)`` and ``act(obs) -> Tensor``."""
+def register_demonstrators(register: RegisterDemonstrator) -> None:
+    """Called once when the registry loads. Register scripted demonstrators, which drive the robot like a
+    policy during collection: ``factory(config, backend) -> Demonstrator``."""
 
 
 @hookspec
-def register_presets(register: Callable[[str, Any], None]) -> None:
-    """Called once when plugins load. Register named configs: ``register(name, config_instance)``. Presets are
-    frozen attrs instances (of any config class); ``recap config show NAME`` prints one."""
+def register_presets(register: RegisterPreset) -> None:
+    """Called once when the registry loads. Register named configs: ``register(name, preset)``; ``recap config
+    show NAME`` prints one and ``recap loop NAME`` runs a loop preset."""

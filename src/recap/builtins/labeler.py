@@ -17,13 +17,10 @@ import torch
 from recap import rl
 from recap.config import LabelerConfig
 from recap.errors import LabelError, SchemaError
+from recap.hookspecs import RegisterLabeler
 from recap.plugins import hookimpl
 from recap.protocols import EpisodeToLabel, LabelResult
-
-
-def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")
+from recap.validators import fraction
 
 
 @attrs.frozen
@@ -44,7 +41,7 @@ class RecapLabelerConfig(LabelerConfig):
 
     mode: Literal["nstep", "monte_carlo"] = "nstep"
     lookahead: int = attrs.field(default=50, validator=attrs.validators.ge(1))
-    positive_fraction: float = attrs.field(default=0.3, validator=_fraction)
+    positive_fraction: float = attrs.field(default=0.3, validator=fraction)
     per_task_fraction: dict[str, float] = attrs.field(factory=dict)
     c_fail: float | None = None
     force_interventions: bool = True
@@ -132,5 +129,5 @@ def _pad(rows: list[torch.Tensor]) -> torch.Tensor:
 
 
 @hookimpl
-def register_labelers(register) -> None:
+def register_labelers(register: RegisterLabeler) -> None:
     register("recap", RecapLabeler, config=RecapLabelerConfig)

@@ -33,12 +33,14 @@ from tensordict import TensorDict
 from recap.data import episode_files as ef
 from recap.data import keys
 from recap.data import labels as label_files
+from recap.data.atomic_json import write_json_atomic
 from recap.data.index import EpisodeIndex
 from recap.data.schema import (
     EPISODE_ID,
     Episode,
     EpisodeMeta,
     check_episode_fields,
+    check_provenance,
     encode_subtasks,
     new_episode_id,
     spec_from_dict,
@@ -119,7 +121,7 @@ class EpisodeStore:
             "image_codec": image_codec,
             "keyframe_interval": keyframe_interval,
         }
-        ef.write_json_atomic(root / STORE_FILE, info)
+        write_json_atomic(root / STORE_FILE, info)
         return cls(root, spec, image_codec, keyframe_interval)
 
     @classmethod
@@ -177,13 +179,18 @@ class EpisodeStore:
         subtasks: Sequence[str] | None = None,
         episode_id: str | None = None,
         created: str | None = None,
+        iteration: int | None = None,
+        stage: str | None = None,
+        seed: int | None = None,
     ) -> EpisodeMeta:
         """Validate and commit one episode atomically; returns its metadata (with a new unique id).
 
         ``episode_id`` / ``created`` keep an episode's identity when importing it from elsewhere; adding an
-        id that is already in the store raises ``StoreError``.
+        id that is already in the store raises ``StoreError``. ``iteration`` / ``stage`` / ``seed`` record
+        where the episode came from (see ``EpisodeMeta``).
         """
         check_episode_fields(task, source, success)
+        check_provenance(iteration, stage, seed)
         arrays = validate_steps(steps, self._spec)
         length = len(arrays[keys.ACTION])
         vocab: list[str] = []
@@ -205,6 +212,9 @@ class EpisodeStore:
             "fps": self._spec.fps,
             "length": length,
             "created": created or label_files.now_iso(),
+            "iteration": iteration,
+            "stage": stage,
+            "seed": seed,
         }
         return self._commit(episode_id, arrays, fields, vocab)
 
@@ -259,13 +269,22 @@ class EpisodeStore:
         success: bool | None | Any = ANY,
         policy_version: str | None = None,
         robot_id: str | None = None,
+        iteration: int | None = None,
+        stage: str | None = None,
     ) -> list[EpisodeMeta]:
         """Committed, readable episodes matching every given filter, ordered by id (time of recording).
 
         ``success=None`` selects unlabelled episodes; leave it out to ignore success. Unreadable episodes are
         skipped and reported by ``problems()``.
         """
-        wanted = {"task": task, "source": source, "policy_version": policy_version, "robot_id": robot_id}
+        wanted = {
+            "task": task,
+            "source": source,
+            "policy_version": policy_version,
+            "robot_id": robot_id,
+            "iteration": iteration,
+            "stage": stage,
+        }
         wanted = {k: v for k, v in wanted.items() if v is not None}
         return [
             m
@@ -389,9 +408,7 @@ class EpisodeStore:
                 columns[k].append(np.asarray(arrays[k]))
         stats = NormStats.compute({k: torch.from_numpy(np.concatenate(v)) for k, v in columns.items()})
         path.parent.mkdir(exist_ok=True)  # derived data: a deleted cache is rebuilt, never an error
-        ef.write_json_atomic(
-            path, {"fingerprint": fingerprint, "episodes": len(eps), "stats": stats.to_dict()}
-        )
+        write_json_atomic(path, {"fingerprint": fingerprint, "episodes": len(eps), "stats": stats.to_dict()})
         return stats
 
     def disk_usage(self) -> int:

@@ -28,8 +28,8 @@ from torch import nn
 
 from recap.data import keys
 from recap.data.spec import RobotSpec
+from recap.nn import draw_flow
 from recap.protocols import Policy
-from recap.testing.models import draw_flow
 
 #: keys of a training batch that are not part of an observation
 TRAINING_ONLY_KEYS = (
@@ -118,6 +118,9 @@ class PolicyConformance:
         assert isinstance(policy, Policy)
         assert isinstance(policy, nn.Module)
         assert policy.chunk_size > 0 and policy.action_dim > 0
+        assert isinstance(policy.input_cameras, tuple) and all(
+            isinstance(c, str) for c in policy.input_cameras
+        )
 
     def test_per_sample_loss_shapes_and_finite(self, policy, batch):
         size = batch.batch_size[0]

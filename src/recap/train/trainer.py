@@ -23,28 +23,18 @@ from tensordict import TensorDict
 from torch import nn
 from tqdm.auto import tqdm
 
-from recap import config as recap_config
 from recap.errors import ConfigError
 from recap.train import distributed as ddp
 from recap.train import state as ckpt_state
 from recap.train.checkpoint import load_weights
 from recap.train.schedule import EMA, warmup_cosine_lr
+from recap.validators import non_negative, positive
 
 METRICS = "metrics.jsonl"
 RESOLVED_CONFIG = "resolved_config.toml"
 
 LossFn = Callable[[TensorDict], TensorDict]
 BatchFn = Callable[[int, int, int], TensorDict]
-
-
-def _nonneg(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
 
 
 @attrs.frozen
@@ -69,18 +59,18 @@ class TrainerConfig:
         betas: AdamW betas.
     """
 
-    steps: int = attrs.field(default=1000, validator=_positive)
-    lr: float = attrs.field(default=3e-4, validator=_nonneg)
-    weight_decay: float = attrs.field(default=1e-2, validator=_nonneg)
-    warmup_steps: int = attrs.field(default=100, validator=_nonneg)
+    steps: int = attrs.field(default=1000, validator=positive)
+    lr: float = attrs.field(default=3e-4, validator=non_negative)
+    weight_decay: float = attrs.field(default=1e-2, validator=non_negative)
+    warmup_steps: int = attrs.field(default=100, validator=non_negative)
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
-    checkpoint_every: int = attrs.field(default=500, validator=_positive)
-    log_every: int = attrs.field(default=50, validator=_positive)
+    checkpoint_every: int = attrs.field(default=500, validator=positive)
+    log_every: int = attrs.field(default=50, validator=positive)
     seed: int = 0
     progress: bool = True
-    final_lr_ratio: float = attrs.field(default=0.0, validator=_nonneg)
-    keep_checkpoints: int = attrs.field(default=2, validator=_positive)
+    final_lr_ratio: float = attrs.field(default=0.0, validator=non_negative)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
     betas: tuple[float, float] = (0.9, 0.95)
 
 
@@ -151,13 +141,13 @@ def train(
     out_dir: str | Path,
     *,
     init_from: str | Path | None = None,
-    resolved_config: Any = None,
+    resolved_config: str | None = None,
 ) -> TrainResult:
     """Train ``module`` by minimising the sum of the ``loss_*`` terms of ``loss_fn(batch_fn(step, rank, world))``.
 
     Resumes exactly from the newest checkpoint in ``out_dir`` when there is one (``init_from`` is then ignored);
     otherwise starts from ``init_from``'s weights (a checkpoint directory or a ``.safetensors`` file) when given.
-    ``resolved_config`` (any attrs config) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
+    ``resolved_config`` (the run's config as TOML text) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
     the module holds the final weights (the EMA when enabled).
     """
     started = time.perf_counter()
@@ -179,7 +169,7 @@ def _run(
         out_dir.mkdir(parents=True, exist_ok=True)
         ckpt_state.remove_stale_temporaries(out_dir)
         if resolved_config is not None:
-            recap_config.dump(resolved_config, out_dir / RESOLVED_CONFIG)
+            (out_dir / RESOLVED_CONFIG).write_text(resolved_config)
     ddp.barrier(info)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)

@@ -14,11 +14,13 @@ from typing import Any
 
 import attrs
 
+from recap import config as recap_config
 from recap.config import ValueEstimatorConfig
 from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
 from recap.errors import LabelError
 from recap.train.checkpoint import read_value_checkpoint, save_value
+from recap.train.returns import mc_return_columns
 from recap.train.trainer import TrainerConfig, TrainResult, train
 
 #: The finished value checkpoint inside a training run directory (``recap label --value RUN/value``).
@@ -95,13 +97,17 @@ def train_value(
         value, spec, stats = read_value_checkpoint(init_from, reg)
     else:
         spec, stats = store.spec, store.norm_stats()
-    estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", value)).build(
-        value, spec, stats
-    )
+    estimator = reg.build(value, spec, stats, registry=reg)
     if cameras is None:
         cameras = getattr(estimator, "input_cameras", None)
     sampler = WindowSampler(
-        store, chunk_size=1, batch_size=batch_size, seed=trainer.seed, episodes=chosen, cameras=cameras
+        store,
+        chunk_size=1,
+        batch_size=batch_size,
+        seed=trainer.seed,
+        episodes=chosen,
+        cameras=cameras,
+        label_columns=mc_return_columns(chosen, store.max_length_per_task()),
     )
     if init_from is None:
         _fit_to_data(estimator, sampler)
@@ -112,11 +118,11 @@ def train_value(
         trainer,
         out_dir / TRAIN_DIR,
         init_from=init_from,
-        resolved_config=resolved_config,
+        resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     checkpoint = out_dir / VALUE_DIR
     if int(os.environ.get("RANK", "0")) == 0:
-        save_value(checkpoint, estimator, value, spec, stats)
+        save_value(checkpoint, estimator, value, spec, stats, reg)
     return ValueTrainingResult(checkpoint, result, skipped)
 
 
@@ -134,5 +140,6 @@ def _fit_to_data(estimator: Any, sampler: WindowSampler) -> None:
         seed=sampler.seed + 7919,
         episodes=sampler.episodes,
         cameras=sampler.cameras,
+        label_columns=sampler.label_columns,
     )
     fit(big.batch(0))
