@@ -98,7 +98,6 @@ def _same_windows(a, b, codec):
         keys.ACTION_IS_PAD,
         keys.EPISODE_INDEX,
         keys.FRAME_INDEX,
-        keys.MC_RETURN,
     ):
         assert torch.equal(a[key], b[key]), key
     assert text(a, keys.TASK) == text(b, keys.TASK) and text(a, keys.SUBTASK) == text(b, keys.SUBTASK)
