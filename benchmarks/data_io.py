@@ -2,7 +2,7 @@
 every image codec on rendered sim frames (three 480x640 cameras): disk per robot-hour, encode speed, and training
 windows/s through 2 DataLoader workers.
 
-    nice -n 10 python benchmarks/data_io.py      # defaults: 20 x 250 synthetic steps at 96x128; 4 sim episodes
+    nice -n 10 python benchmarks/data_io.py      # defaults: 20 x 250 synthetic steps at 96x128; 3 sim episodes
     python benchmarks/data_io.py --sim-episodes 0  # skip the codec section (needs the recap-bimanual plugin)
 
 Every figure is measured in this run. The baseline reads the same arrays from per-episode ``.npy`` files opened
