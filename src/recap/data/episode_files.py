@@ -23,7 +23,7 @@ import numpy as np
 
 from recap.data import keys
 from recap.data.spec import RobotSpec
-from recap.data.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_CODECS, VideoFrames, encode_video
+from recap.data.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_CODECS, EncodedVideo, VideoFrames, encode_video
 from recap.errors import StoreError
 
 META_FILE = "meta.json"
@@ -114,7 +114,7 @@ def content_hash(arrays: Mapping[str, Mapping[str, Any]], fields: Mapping[str, A
 
 def write_episode_dir(
     directory: Path,
-    arrays: Mapping[str, np.ndarray],
+    arrays: Mapping[str, np.ndarray | EncodedVideo],
     fields: Mapping[str, Any],
     *,
     image_codec: str | None,
@@ -129,6 +129,12 @@ def write_episode_dir(
     with open(directory / DATA_FILE, "wb") as f:
         packer = _Packer(f)
         for key, arr in arrays.items():
+            if isinstance(arr, EncodedVideo):  # already encoded elsewhere: stored as it is
+                described[key] = {"shape": list(arr.shape), "dtype": np.dtype(np.uint8).str}
+                described[key].update(
+                    packer.put(arr.data), codec=image_codec, keyframe_interval=arr.keyframe_interval
+                )
+                continue
             info: dict[str, Any] = {"shape": list(arr.shape), "dtype": np.dtype(arr.dtype).str}
             if key.startswith(keys.IMAGE_PREFIX) and image_codec == "zlib":
                 blob, offsets = _compress_frames(arr)

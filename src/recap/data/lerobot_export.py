@@ -249,7 +249,10 @@ class _Export:
         for cam in self.spec.cameras:
             frames = arrays[cam.key]
             for start in range(0, n, 256):  # bounded memory for compressed frames
-                self.files.videos[cam.key].write(np.asarray(frames[start : start + 256]))
+                # a keyframe at each episode start lets importers copy the episode's packets as they are
+                self.files.videos[cam.key].write(
+                    np.asarray(frames[start : start + 256]), keyframe_first=start == 0
+                )
             row.update(
                 {
                     f"videos/{cam.key}/chunk_index": where["chunk_index"],

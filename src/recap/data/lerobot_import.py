@@ -27,7 +27,7 @@ from recap.data import lerobot_format as fmt
 from recap.data.schema import SOURCES, EpisodeMeta
 from recap.data.spec import CameraSpec, RobotSpec
 from recap.data.store import STORE_FILE, EpisodeStore
-from recap.data.video import VIDEO_CODECS, VideoReader
+from recap.data.video import VIDEO_CODECS, VideoReader, copy_episode_packets
 from recap.errors import SchemaError, StoreError
 
 #: ``import_lerobot(image_codec=SAME_CODEC)``: store frames in the dataset's own video codec
@@ -162,6 +162,8 @@ def import_lerobot(
     episodes = pa.concat_tables([pq.read_table(p) for p in episode_files], promote_options="default")
     episodes = episodes.sort_by("episode_index").to_pylist()
     known = {m.episode_id for m in store.episodes()}
+    # same codec: copy each episode's packets when they stand alone (no decode, no generation loss)
+    copy_packets = store.image_codec == dataset_image_codec(info)
     data = _DataFiles(root, info.get("data_path", fmt.DATA_PATH))
     readers = {cam.name: VideoReader(spec.fps) for cam in spec.cameras}
     added = []
@@ -169,7 +171,9 @@ def import_lerobot(
         for ep in tqdm(episodes, desc="import episodes", unit="ep", disable=not progress):
             if ep.get("recap_episode_id") in known:
                 continue
-            added.append(_import_episode(root, info, spec, store, ep, data, readers, tasks, subtasks))
+            added.append(
+                _import_episode(root, info, spec, store, ep, data, readers, tasks, subtasks, copy_packets)
+            )
     finally:
         for reader in readers.values():
             reader.close()
@@ -186,6 +190,7 @@ def _import_episode(
     readers: dict[str, VideoReader],
     tasks: dict[int, str],
     subtasks: dict[int, str],
+    copy_packets: bool,
 ) -> EpisodeMeta:
     rows = data.rows(ep["data/chunk_index"], ep["data/file_index"], ep["episode_index"])
     n = rows.num_rows
@@ -207,7 +212,9 @@ def _import_episode(
             chunk_index=ep[f"videos/{cam.key}/chunk_index"],
             file_index=ep[f"videos/{cam.key}/file_index"],
         )
-        steps[cam.key] = readers[cam.name].take(video, float(ep[f"videos/{cam.key}/from_timestamp"]), n)
+        from_ts = float(ep[f"videos/{cam.key}/from_timestamp"])
+        copied = copy_episode_packets(video, round(from_ts * spec.fps), n, spec.fps) if copy_packets else None
+        steps[cam.key] = copied if copied is not None else readers[cam.name].take(video, from_ts, n)
     task_index = rows["task_index"][0].as_py()
     task = tasks.get(task_index) or (ep.get("tasks") or [""])[0]
     success = ep.get("success")

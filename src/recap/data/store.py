@@ -49,7 +49,7 @@ from recap.data.schema import (
 )
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
-from recap.data.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_CODECS, check_keyframe_interval
+from recap.data.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_CODECS, EncodedVideo, check_keyframe_interval
 from recap.errors import LabelError, SchemaError, StoreError
 
 STORE_FILE = "store.json"
@@ -191,7 +191,8 @@ class EpisodeStore:
         """
         check_episode_fields(task, source, success)
         check_provenance(iteration, stage, seed)
-        arrays = validate_steps(steps, self._spec)
+        steps, encoded = self._split_encoded(steps)
+        arrays: dict[str, Any] = {**validate_steps(steps, self._spec), **encoded}
         length = len(arrays[keys.ACTION])
         vocab: list[str] = []
         if subtasks is not None:
@@ -218,6 +219,24 @@ class EpisodeStore:
         }
         return self._commit(episode_id, arrays, fields, vocab)
 
+    def _split_encoded(self, steps: TensorDict | Mapping[str, Any]) -> tuple[Any, dict[str, EncodedVideo]]:
+        """Cameras given as ``EncodedVideo`` (copied out of another video, e.g. by the LeRobot import) are stored
+        as they are; validation sees a zero-copy stand-in of their declared shape."""
+        if isinstance(steps, TensorDict):
+            return steps, {}
+        encoded = {k: v for k, v in steps.items() if isinstance(v, EncodedVideo)}
+        if not encoded:
+            return steps, {}
+        if self.image_codec not in VIDEO_CODECS:
+            raise StoreError(
+                f"encoded video for {sorted(encoded)} can only go into a video store; this one stores "
+                f"{self.image_codec or 'raw'} frames: pass decoded frames"
+            )
+        stand_ins = {
+            k: np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), v.shape) for k, v in encoded.items()
+        }
+        return {**steps, **stand_ins}, encoded
+
     def copy_episode(self, source: EpisodeStore, episode_id: str) -> EpisodeMeta:
         """Add episode ``episode_id`` of ``source`` (same spec) to this store in this store's image codec,
         keeping its id, every recorded field and its success-label history."""
@@ -234,7 +253,7 @@ class EpisodeStore:
         return self._commit(episode_id, arrays, fields, list(raw["subtask_vocab"]))
 
     def _commit(
-        self, episode_id: str, arrays: Mapping[str, np.ndarray], fields: dict[str, Any], vocab: list[str]
+        self, episode_id: str, arrays: Mapping[str, Any], fields: dict[str, Any], vocab: list[str]
     ) -> EpisodeMeta:
         """Write the episode into a private temporary directory, then rename it into ``episodes/``."""
         tmp = self.root / "tmp" / f"{episode_id}.{socket.gethostname()}.{os.getpid()}"

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import attrs
 import av
 import numpy as np
 
@@ -110,9 +111,13 @@ class VideoWriter:
         self.stream.options = {**settings["options"], "g": str(check_keyframe_interval(keyframe_interval))}
         self.frames = 0
 
-    def write(self, frames: np.ndarray) -> None:
-        for frame in frames:
+    def write(self, frames: np.ndarray, *, keyframe_first: bool = False) -> None:
+        """Append ``frames``; ``keyframe_first`` makes the first one a keyframe (an episode start, so the
+        episode can later be copied out of the file without re-encoding)."""
+        for i, frame in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            if keyframe_first and i == 0:
+                vf.pict_type = av.video.frame.PictureType.I
             vf.pts = self.frames
             self.frames += 1
             for packet in self.stream.encode(vf):
@@ -131,6 +136,73 @@ def encode_video(frames: np.ndarray, fps: int, codec: str, keyframe_interval: in
     writer.write(frames)
     writer.close()
     return buffer.getvalue()
+
+
+@attrs.frozen
+class EncodedVideo:
+    """One camera of an episode already encoded: an MP4 of ``shape[0]`` frames, frame i at timestamp i / fps."""
+
+    data: bytes
+    shape: tuple[int, int, int, int]
+    keyframe_interval: int
+
+
+def copy_episode_packets(path: Path, first: int, n: int, fps: int) -> EncodedVideo | None:
+    """Frames ``first .. first + n - 1`` of the video file ``path`` as their own MP4, packets copied (no decode,
+    no generation loss), or None when they do not form a closed group that starts on a keyframe (episodes
+    encoded back to back without a keyframe at each start); the caller then decodes and re-encodes."""
+    try:
+        with av.open(str(path)) as source:
+            stream = source.streams.video[0]
+            start = stream.start_time or 0
+            ticks = 1 / (fps * float(stream.time_base))
+            source.seek(int(round(start + first * ticks)), stream=stream, backward=True, any_frame=False)
+            packets = _episode_packets(source.demux(stream), start, ticks, first, n)
+            if packets is None:
+                return None
+            keyframes = [round((p.pts - start) / ticks) for p in packets if p.is_keyframe]
+            interval = int(np.diff([*keyframes, first + n]).max())
+            buffer = io.BytesIO()
+            with av.open(buffer, "w", format="mp4") as out:
+                copy = out.add_stream_from_template(stream, opaque=True)
+                shift = int(round(first * ticks))
+                for packet in packets:
+                    packet.pts -= shift
+                    if packet.dts is not None:
+                        packet.dts -= shift
+                    packet.stream = copy
+                    out.mux(packet)
+            shape = (n, stream.codec_context.height, stream.codec_context.width, 3)
+    except av.error.FFmpegError as exc:
+        raise StoreError(
+            f"video file {path}: frames {first}..{first + n - 1} cannot be copied ({exc})"
+        ) from exc
+    return EncodedVideo(buffer.getvalue(), shape, max(interval, 1))
+
+
+def _episode_packets(
+    demuxed: Iterator[Any], start: int, ticks: float, first: int, n: int
+) -> list[Any] | None:
+    """The packets of frames [first, first + n) in decode order, if they start on a keyframe and no frame
+    outside the range sits between them; stops at the first keyframe past the range."""
+    packets: list[Any] = []
+    past_end = False
+    for packet in demuxed:
+        if packet.pts is None:  # the demuxer's final empty packet
+            continue
+        index = round((packet.pts - start) / ticks)
+        if index >= first + n:
+            if packet.is_keyframe:
+                break
+            past_end = True  # a later frame decoded before one of ours would be a reference we lack
+            continue
+        if index < first and not packets:
+            continue
+        if index < first or past_end or (not packets and (index != first or not packet.is_keyframe)):
+            return None
+        packets.append(packet)
+    indices = sorted(round((p.pts - start) / ticks) for p in packets)
+    return packets if indices == list(range(first, first + n)) else None
 
 
 class _Decoder:
