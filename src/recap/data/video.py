@@ -116,6 +116,9 @@ class VideoWriter:
         episode can later be copied out of the file without re-encoding)."""
         for i, frame in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            # convert here, single-threaded: the encoder's own converter keeps a thread pool alive, which a
+            # DataLoader worker forked later would deadlock on when it frees it
+            vf = vf.reformat(format=self.stream.pix_fmt, threads=1)
             if keyframe_first and i == 0:
                 vf.pict_type = av.video.frame.PictureType.I
             vf.pts = self.frames
