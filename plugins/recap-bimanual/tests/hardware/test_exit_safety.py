@@ -16,6 +16,7 @@ ARM_CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
+    from recap_bimanual.emulator import EMULATOR_BUS
     from recap_bimanual.hardware.arm_driver import ArmDriver
     from recap_bimanual.hardware.arms import VX300S
     from recap_bimanual.hardware.bus import MotorBus
@@ -23,7 +24,7 @@ ARM_CHILD = textwrap.dedent(
     from recap_bimanual.hardware.safety import ExitGuard
 
     port, mode = sys.argv[1:3]
-    arm = ArmDriver("left", VX300S, ArmCalibration.default(VX300S), MotorBus(port, latency_ms=25.0, retries=4))
+    arm = ArmDriver("left", VX300S, ArmCalibration.default(VX300S), MotorBus(port, **EMULATOR_BUS))
     arm.connect()
     guard = ExitGuard(arm.release)
     arm.hold()
@@ -39,12 +40,13 @@ ARM_CHILD = textwrap.dedent(
 ROBOT_CHILD = textwrap.dedent(
     """
     import sys, torch
+    from recap_bimanual.emulator import EMULATOR_BUS
     from recap_bimanual.hardware.operator import OperatorConsole
     from recap_bimanual.hardware.robot import AlohaHardware, AlohaHardwareConfig
 
     left, right = sys.argv[1:3]
     robot = AlohaHardware(AlohaHardwareConfig(left_port=left, right_port=right, cameras=(), operator_inputs=(),
-                                              latency_ms=25.0, retries=4), console=OperatorConsole())
+                                              **EMULATOR_BUS), console=OperatorConsole())
     robot.connect()  # no context manager: only the exit guard can stop the arms
     robot.reset("pick")
     for _ in range(5):
@@ -68,7 +70,11 @@ def _run_child(code, args, emulators, sigterm=False):
     finally:
         child.kill()
     assert child.returncode != 0
-    time.sleep(0.05)
+    # the child's last writes were answered before it exited, except a last-resort broadcast (no reply):
+    # give the emulator threads time to take that in, however long a loaded machine makes it
+    deadline = time.monotonic() + 10
+    while any(m.torque for emu in emulators for m in emu.motors.values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     for emu in emulators:
         for m in emu.motors.values():
             assert not m.torque
