@@ -46,6 +46,15 @@ def quick_followers():
 
 
 @pytest.fixture
+def still_followers():
+    """Followers whose motors barely move (tau 60 s), for tests that check a hold froze an arm where it was:
+    a real-speed motor keeps moving between the driver's reading and its hold, by as much as a loaded machine
+    delays the hold. Here a stale goal (hundreds of ticks away) still shows, and a fresh one sits on the arm."""
+    with emulated("vx300s", 60.0) as left, emulated("vx300s", 60.0) as right:
+        yield left, right
+
+
+@pytest.fixture
 def leaders():
     with emulated("wx250s") as left, emulated("wx250s") as right:
         yield left, right

@@ -31,6 +31,7 @@ ARM_CHILD = textwrap.dedent(
     arm.set_torque(True)
     arm.write(np.full(7, 0.8))  # moving when the end comes
     print("ready", flush=True)
+    sys.stdin.readline()  # the test checks the arm is live, then says "go" (crash) or sends SIGTERM
     if mode == "crash":
         raise RuntimeError("the policy server died")
     time.sleep(30)
@@ -52,6 +53,7 @@ ROBOT_CHILD = textwrap.dedent(
     for _ in range(5):
         robot.step(torch.full((14,), 0.3))
     print("ready", flush=True)
+    sys.stdin.readline()  # the test checks the arms are live, then says "go"
     raise RuntimeError("the policy server died")
     """
 )
@@ -59,13 +61,20 @@ ROBOT_CHILD = textwrap.dedent(
 
 def _run_child(code, args, emulators, sigterm=False):
     child = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         assert all(m.torque for m in emulators[0].motors.values())  # the arm was live
         if sigterm:
             child.send_signal(signal.SIGTERM)
+        else:
+            child.stdin.write("go\n")
+            child.stdin.flush()
         child.wait(timeout=30)
     finally:
         child.kill()
@@ -78,15 +87,17 @@ def _run_child(code, args, emulators, sigterm=False):
     for emu in emulators:
         for m in emu.motors.values():
             assert not m.torque
-            assert abs(m.get("Goal_Position") - m.get("Present_Position")) < 40  # held where it was, then off
+            # held where it was, then off: not the goal it was moving to (0.8 rad: 521 ticks away)
+            assert abs(m.get("Goal_Position") - m.get("Present_Position")) < 40
 
 
 @pytest.mark.parametrize("mode", ["crash", "sigterm"])
-def test_arm_is_stopped_when_the_process_dies(follower_bus, mode):
-    _run_child(ARM_CHILD, [follower_bus.port, mode], [follower_bus], sigterm=mode == "sigterm")
+def test_arm_is_stopped_when_the_process_dies(still_followers, mode):
+    arm = still_followers[0]
+    _run_child(ARM_CHILD, [arm.port, mode], [arm], sigterm=mode == "sigterm")
 
 
 @pytest.mark.slow
-def test_robot_is_stopped_when_the_process_crashes(followers):
-    left, right = followers
+def test_robot_is_stopped_when_the_process_crashes(still_followers):
+    left, right = still_followers
     _run_child(ROBOT_CHILD, [left.port, right.port], [left, right])

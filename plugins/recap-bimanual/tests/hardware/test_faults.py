@@ -140,9 +140,9 @@ def test_transient_faults_during_an_episode_do_not_end_it(followers, make_robot)
         assert right.counters()["faults_applied"]["bad_crc"] == 1
 
 
-def test_hold_goal_is_fresh_when_torque_goes_off(followers, make_robot):
+def test_hold_goal_is_fresh_when_torque_goes_off(still_followers, make_robot):
     """Closing mid-motion: the goals are set to where the arms are, then torque off (never a stale goal)."""
-    left, right = followers
+    left, right = still_followers
     robot = make_robot(left, right, max_step_rad=0.2)
     robot.reset("pick")
     for _ in range(3):
@@ -152,7 +152,7 @@ def test_hold_goal_is_fresh_when_torque_goes_off(followers, make_robot):
         for m in emu.motors.values():
             assert not m.torque
             goal, present = m.get("Goal_Position"), m.get("Present_Position")
-            assert abs(goal - present) < 0.15 / ct.RAD_PER_TICK
+            assert abs(goal - present) < 40  # the stale goal (0.6 rad) is 391 ticks away
     assert np.isfinite(robot.loop_stats()["jitter_p99_ms"])
 
 

@@ -64,8 +64,8 @@ def test_goals_are_rate_limited_and_clamped_to_calibration(followers, make_robot
         assert robot.loop_stats()["clipped_steps"] > 0
 
 
-def test_watchdog_holds_position_when_actions_stop(followers, make_robot):
-    left, right = followers
+def test_watchdog_holds_position_when_actions_stop(still_followers, make_robot):
+    left, right = still_followers
     with make_robot(left, right, watchdog_s=0.1, max_step_rad=0.3) as robot:
         hold, holds = robot.watchdog.on_expire, []  # when each watchdog hold started
 
