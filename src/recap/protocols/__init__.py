@@ -2,7 +2,7 @@
 
 from recap.protocols.extractor import DeploymentSettings, PolicyExtractor
 from recap.protocols.labeler import AdvantageLabeler, EpisodeToLabel, LabelResult
-from recap.protocols.policy import Policy
+from recap.protocols.policy import FlowPolicy, Inpainting, Policy
 from recap.protocols.robot import RobotBackend, StepResult, Teleoperator
 from recap.protocols.value import ValueEstimator
 
@@ -10,6 +10,8 @@ __all__ = [
     "AdvantageLabeler",
     "DeploymentSettings",
     "EpisodeToLabel",
+    "FlowPolicy",
+    "Inpainting",
     "LabelResult",
     "Policy",
     "PolicyExtractor",
