@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recap.cli.collect_cmd:collect",
         "record demonstrator/policy episodes (+ interventions) into a store",
     ),
+    "serve": ("recap.cli.serve_cmd:serve", "serve a policy checkpoint to robots (openpi WebSocket protocol)"),
     "evaluate": (
         "recap.cli.evaluate_cmd:evaluate",
         "success rate, throughput (95% CI), time to success on fixed seeds",

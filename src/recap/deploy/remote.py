@@ -104,6 +104,7 @@ class RemotePolicy:
             raise PolicyUnavailableError(f"{self.url} answered HTTP {status}") from None
         except (OSError, TimeoutError, websockets.WebSocketException) as exc:
             raise PolicyUnavailableError(f"cannot reach the policy server at {self.url}: {exc}") from None
+        ws.__enter__()  # held open across calls (closed by close()); entering marks that as intended
         metadata = codec.unpack(ws.recv())
         self._ws = ws
         return metadata

@@ -73,6 +73,7 @@ class PolicyServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._queue: asyncio.Queue | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
 
@@ -105,6 +106,16 @@ class PolicyServer:
             self._thread.join()
         self._thread = None
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the policy (not counting the batch it is sampling)."""
+        return 0 if self._queue is None else self._queue.qsize()
+
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl-C reaches the caller between joins)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
     def __enter__(self) -> PolicyServer:
         return self.start()
 
@@ -114,6 +125,7 @@ class PolicyServer:
     async def _serve(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         queue: asyncio.Queue = asyncio.Queue()
+        self._queue = queue
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recap-policy")
         batcher = asyncio.create_task(self._batches(queue, executor))
         try:

@@ -13,8 +13,11 @@ Optional Recap request fields (flattened names; a nested ``recap`` map works too
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -23,9 +26,11 @@ import torch
 from tensordict import NonTensorStack, TensorDict
 
 from recap.data import keys
+from recap.data.schema import spec_from_dict
 from recap.data.spec import RobotSpec
 from recap.deploy.adapter import ObservationAdapter, flatten
 from recap.deploy.codec import ProtocolError
+from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings, FlowPolicy, Inpainting, Policy
 
 PREFIX = "recap/"
@@ -212,3 +217,36 @@ class PolicyService:
                 "max_batch": max_batch,
             },
         }
+
+
+def load_service(
+    directory: str | Path,
+    *,
+    adapter: ObservationAdapter | None = None,
+    indicator: str | None = None,
+    guidance: float | None = None,
+    device: str = "cpu",
+) -> PolicyService:
+    """A service for the policy checkpoint in ``directory``; ``indicator``/``guidance`` override its defaults.
+
+    The policy id is the directory name and the first 12 hex digits of its weights' SHA-256.
+    """
+    from recap.train.checkpoint import SPEC, WEIGHTS, load_policy
+
+    directory = Path(directory)
+    policy, deployment = load_policy(directory)
+    spec = spec_from_dict(json.loads((directory / SPEC).read_text()))
+    if indicator is not None:
+        if indicator not in INDICATORS:
+            raise ConfigError(f"indicator must be one of {list(INDICATORS)}, got {indicator!r}")
+        deployment = attrs.evolve(deployment, indicator=INDICATORS[indicator])
+    if guidance is not None:
+        deployment = attrs.evolve(deployment, guidance=float(guidance))
+    digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).hexdigest()[:12]
+    return PolicyService(
+        policy.to(device),
+        spec,
+        deployment=deployment,
+        adapter=adapter,
+        policy_id=f"{directory.resolve().name}-{digest}",
+    )
