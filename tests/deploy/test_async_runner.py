@@ -55,9 +55,7 @@ def test_async_executes_each_tick_once_in_order(mode, d):
     assert stamps[d:switch].tolist() == [float(t) for t in range(switch - d)]
     # ... every later chunk joins at index d: the action for tick t runs at tick t, once, in order
     assert stamps[switch:].tolist() == [float(t) for t in range(switch, 40)]
-    assert policy.requests[0] == 0 and all(
-        b - a == S for a, b in zip(policy.requests[1:], policy.requests[2:])
-    )
+    assert policy.requests[0] == 0 and all(b - a == S for a, b in pairwise(policy.requests[1:]))
     assert [c.first_index for c in log.chunks][1:] == [d] * (len(log.chunks) - 1)
 
 
