@@ -8,11 +8,12 @@ refused with the dotted path of the field and the allowed values.
 
 from __future__ import annotations
 
+import importlib
 import json
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import cattrs
@@ -72,15 +73,22 @@ class DemonstratorConfig(PluginConfig):
     kind: typing.ClassVar[str] = "demonstrator"
 
 
-def _registry(registry: Any = None) -> Any:
-    if registry is not None:
-        return registry
-    from recap.plugins import get_registry  # config sits beside plugins; import lazily to avoid a cycle
+class ConfigRegistry(Protocol):
+    """What (de)serialising plugin configs needs from the plugin registry (``recap.plugins.Registry`` is one).
 
-    return get_registry()
+    Passed in explicitly: this module sits below the plugin manager and never reaches for a global registry.
+    """
+
+    def entry_for(self, config: Any) -> Any:
+        """The entry whose config class is exactly ``type(config)`` (its ``name`` is written to disk)."""
+        ...
+
+    def get(self, kind: str, name: str) -> Any:
+        """The entry ``name`` of ``kind`` (its ``config`` is the config class, its ``factory`` the preset)."""
+        ...
 
 
-def make_converter(registry: Any = None) -> cattrs.Converter:
+def make_converter(registry: ConfigRegistry) -> cattrs.Converter:
     """A converter that knows the registered plugin configs (tagged by their registered name)."""
     conv = cattrs.Converter(forbid_extra_keys=True)
 
@@ -88,8 +96,7 @@ def make_converter(registry: Any = None) -> cattrs.Converter:
         return isinstance(t, type) and issubclass(t, PluginConfig)
 
     def unstructure_plugin(obj: PluginConfig) -> dict[str, Any]:
-        reg = _registry(registry)
-        name = reg.name_of_config(obj.kind, obj)
+        name = registry.entry_for(obj).name
         data = {TAG: name}
         for a in attrs.fields(type(obj)):
             data[a.name] = conv.unstructure(getattr(obj, a.name))
@@ -102,8 +109,7 @@ def make_converter(registry: Any = None) -> cattrs.Converter:
             raise ConfigError(
                 f"expected a table with a {TAG!r} key naming a registered {cls.kind}, got {data!r}"
             )
-        reg = _registry(registry)
-        entry = reg.get(cls.kind, data[TAG])
+        entry = registry.get(cls.kind, data[TAG])
         if entry.config is None or not issubclass(entry.config, cls):
             raise ConfigError(f"{cls.kind} {data[TAG]!r} has config {entry.config}, not a {cls.__name__}")
         rest = {k: v for k, v in data.items() if k != TAG}
@@ -124,7 +130,7 @@ def _is_base(t: type) -> bool:
     return PluginConfig in t.__bases__
 
 
-def to_dict(config: Any, registry: Any = None) -> dict[str, Any]:
+def to_dict(config: Any, registry: ConfigRegistry) -> dict[str, Any]:
     """The config as plain data (tagged for plugin fields)."""
     conv = make_converter(registry)
     if isinstance(config, PluginConfig):
@@ -132,7 +138,7 @@ def to_dict(config: Any, registry: Any = None) -> dict[str, Any]:
     return conv.unstructure(config)
 
 
-def from_dict(cls: type[T], data: dict[str, Any], registry: Any = None) -> T:
+def from_dict(cls: type[T], data: dict[str, Any], registry: ConfigRegistry) -> T:
     """Build ``cls`` from plain data; errors name the dotted field path, the expected type and the fix."""
     conv = make_converter(registry)
     try:
@@ -185,12 +191,12 @@ def _describe(exc: BaseException, cls: type, path: str = "") -> str:
     return f"invalid {cls.__name__} config:\n  " + "\n  ".join(lines)
 
 
-def loads(text: str, cls: type[T], fmt: str = "toml", registry: Any = None) -> T:
+def loads(text: str, cls: type[T], fmt: str, registry: ConfigRegistry) -> T:
     data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
     return from_dict(cls, data, registry)
 
 
-def dumps(config: Any, fmt: str = "toml", registry: Any = None) -> str:
+def dumps(config: Any, fmt: str, registry: ConfigRegistry) -> str:
     data = to_dict(config, registry)
     if fmt == "toml":
         return tomli_w.dumps(_drop_none(data))
@@ -199,7 +205,7 @@ def dumps(config: Any, fmt: str = "toml", registry: Any = None) -> str:
     raise ConfigError(f"unknown config format {fmt!r}; use 'toml' or 'json'")
 
 
-def load(path: str | Path, cls: type[T], registry: Any = None) -> T:
+def load(path: str | Path, cls: type[T], registry: ConfigRegistry) -> T:
     """Read a config from a ``.toml`` or ``.json`` file."""
     path = Path(path)
     fmt = _format_of(path)
@@ -210,7 +216,7 @@ def load(path: str | Path, cls: type[T], registry: Any = None) -> T:
     return loads(text, cls, fmt, registry)
 
 
-def dump(config: Any, path: str | Path, registry: Any = None) -> Path:
+def dump(config: Any, path: str | Path, registry: ConfigRegistry) -> Path:
     """Write a config to a ``.toml`` or ``.json`` file (the resolved config every run keeps)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,18 +246,35 @@ class Preset:
     Presets that combine plugins (a loop naming a backend, a policy and an extractor) are written this way so
     the core never imports a plugin: the ``name`` tags resolve when the preset is used, and a missing plugin
     gives the registry's "no <kind> named ..." error.
+
+    Attributes:
+        cls: the config class, or its ``"module:Class"`` path, imported only when the preset is used (so
+            registering the loop's presets does not import the loop and its trainers).
+        data: the config as plain data (tagged tables for plugin fields).
+        description: one line for ``recap config list``.
     """
 
-    cls: type
+    cls: type | str
     data: dict[str, Any]
     description: str = ""
 
-    def resolve(self, registry: Any = None) -> Any:
-        return from_dict(self.cls, self.data, registry)
+    def config_class(self) -> type:
+        if isinstance(self.cls, type):
+            return self.cls
+        module, sep, name = self.cls.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), name) if sep else None
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"preset config class {self.cls!r} cannot be imported: {exc}") from None
+        if not isinstance(found, type):
+            raise ConfigError(f"preset config class {self.cls!r} must be written 'package.module:ClassName'")
+        return found
+
+    def resolve(self, registry: ConfigRegistry) -> Any:
+        return from_dict(self.config_class(), self.data, registry)
 
 
-def resolve_preset(name: str, registry: Any = None) -> Any:
+def resolve_preset(name: str, registry: ConfigRegistry) -> Any:
     """The config instance of a registered preset (built from data when it is a :class:`Preset`)."""
-    reg = _registry(registry)
-    value = reg.get("preset", name).factory
-    return value.resolve(reg) if isinstance(value, Preset) else value
+    value = registry.get("preset", name).factory
+    return value.resolve(registry) if isinstance(value, Preset) else value

@@ -22,6 +22,7 @@ import attrs
 import pluggy
 
 from recap import __version__, hookspecs
+from recap.config import PluginConfig, Preset
 from recap.errors import PluginError, did_you_mean
 from recap.hookspecs import PROJECT, hookimpl
 
@@ -33,7 +34,7 @@ ENTRYPOINT_GROUP = "recap"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "recap.builtins.labeler",
     "recap.builtins.mlp_flow",
-    "recap.builtins.presets",
+    "recap.loop.presets",
 )
 
 #: registry kind -> hook that fills it
@@ -52,7 +53,14 @@ KIND_HOOKS: dict[str, str] = {
 
 @attrs.frozen
 class Entry:
-    """One registered thing and where it came from."""
+    """One registered thing and where it came from.
+
+    Attributes:
+        factory: what ``build`` calls (for presets: the config instance or ``Preset``).
+        config: the factory's config class; for a preset its config class, or None when the preset names
+            its class by path (``Registry.preset_class`` imports it).
+        plugin / distribution / version: who registered it.
+    """
 
     kind: str
     name: str
@@ -101,15 +109,36 @@ class Registry:
         for table in self.entries.values():
             yield from table.values()
 
-    def name_of_config(self, kind: str, config: Any) -> str:
-        """The registered name whose config class is exactly ``type(config)``."""
-        for entry in self._table(kind).values():
-            if entry.config is type(config):
-                return entry.name
+    def build(self, config: PluginConfig, /, *args: Any, **kwargs: Any) -> Any:
+        """Build what ``config`` configures: ``factory(config, *args, **kwargs)`` of :meth:`entry_for`.
+
+        The extra arguments follow the kind's factory signature (``recap.hookspecs``), e.g.
+        ``registry.build(policy_config, spec, stats)``.
+        """
+        return self.entry_for(config).build(config, *args, **kwargs)
+
+    def entry_for(self, config: PluginConfig) -> Entry:
+        """The entry of registry kind ``config.kind`` whose config class is exactly ``type(config)``."""
+        cls = type(config)
+        kind = getattr(cls, "kind", None)
+        if kind not in self.entries:
+            raise PluginError(
+                f"{_qualname(cls)} names no registry kind (kind={kind!r}); a plugin config subclasses the "
+                f"base of its kind in recap.config (kinds: {sorted(self.entries)})"
+            )
+        for entry in self.entries[kind].values():
+            if entry.config is cls:
+                return entry
         raise PluginError(
-            f"{type(config).__name__} is not the config class of any registered {kind} "
-            f"(registered: {self.names(kind)})"
+            f"no {kind} is registered with config class {_qualname(cls)} (registered {kind}s: "
+            f"{self.names(kind)}). Install the plugin that provides it, or register it with "
+            f"register(name, factory, config={cls.__name__}) in a {KIND_HOOKS[kind]} hook."
         )
+
+    def preset_class(self, name: str) -> type:
+        """The config class of preset ``name`` (imported now for presets that name it by path)."""
+        value = self.get("preset", name).factory
+        return value.config_class() if isinstance(value, Preset) else type(value)
 
     def _table(self, kind: str) -> dict[str, Entry]:
         if kind not in self.entries:
@@ -132,6 +161,10 @@ class Registry:
         for table in self.entries.values():
             for name in [n for n, e in table.items() if e.plugin == plugin]:
                 del table[name]
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _trace(msg: str) -> None:
@@ -158,21 +191,34 @@ def _unknown_hooks(module: object) -> list[str]:
 
 def _register_callback(
     registry: Registry, kind: str, plugin: str, dist: str, ver: str
-) -> Callable[..., None]:
-    def register(name: str, factory: Any, *, config: type | None = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
-        if kind != "preset" and config is not None and not attrs.has(config):
-            raise PluginError(f"{kind} {name!r} from plugin {plugin!r}: config must be an attrs class")
+) -> hookspecs.Register[Any, Any] | hookspecs.RegisterPreset:
+    def register(name: str, factory: Any, *, config: type[PluginConfig]) -> None:
+        _check_name(name)
+        if not (isinstance(config, type) and attrs.has(config)):
+            raise PluginError(
+                f"{kind} {name!r} from plugin {plugin!r}: config must be an attrs class, got {config!r}"
+            )
+        if getattr(config, "kind", None) != kind:
+            raise PluginError(
+                f"{kind} {name!r} from plugin {plugin!r}: config class {config.__name__} is a config of kind "
+                f"{getattr(config, 'kind', None)!r}; subclass the {kind} base class of recap.config"
+            )
         registry.add(Entry(kind, name, factory, config, plugin, dist, ver))
 
-    def register_preset(name: str, preset: Any) -> None:
-        from recap.config import Preset
-
-        if not attrs.has(type(preset)):
+    def register_preset(name: str, preset: Any, /) -> None:
+        _check_name(name)
+        if isinstance(preset, Preset):
+            # a class named by path stays unimported until the preset is used
+            cls = preset.cls if isinstance(preset.cls, type) else None
+        elif attrs.has(type(preset)):
+            cls = type(preset)
+        else:
             raise PluginError(f"preset {name!r} from plugin {plugin!r} must be an attrs instance or a Preset")
-        cls = preset.cls if isinstance(preset, Preset) else type(preset)
         registry.add(Entry(kind, name, preset, cls, plugin, dist, ver))
+
+    def _check_name(name: object) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
 
     return register_preset if kind == "preset" else register
 

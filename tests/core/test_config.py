@@ -61,6 +61,6 @@ def test_unknown_plugin_name_lists_known(reg):
         config.from_dict(Run, {"extractor": {"name": "awr-lik"}}, reg)
 
 
-def test_bad_suffix():
+def test_bad_suffix(reg):
     with pytest.raises(ConfigError, match=".toml or .json"):
-        config.dump(Run(), "run.yaml")
+        config.dump(Run(), "run.yaml", reg)

@@ -3,17 +3,10 @@ import pytest
 import torch
 from data_episodes import SPEC, make_steps
 
-from recap import rl
 from recap.data import keys, text
 from recap.data.sampler import WindowSampler
 from recap.data.store import EpisodeStore
 from recap.errors import ConfigError, LabelError
-
-
-def _labelled(filled):
-    for m in filled.episodes(success=None):
-        filled.set_success(m.episode_id, True)
-    return filled
 
 
 def test_batches_are_a_function_of_seed_and_step(filled):
@@ -76,18 +69,22 @@ def test_sampling_is_uniform_over_steps_not_episodes(store):
     assert 0.87 < share < 0.93
 
 
-def test_mc_return_follows_recap_rl_when_every_episode_is_labelled(filled):
+def test_label_columns_are_joined_at_t_and_must_cover_the_view(filled):
+    eps = filled.episodes()
+    columns = {
+        m.episode_id: {keys.MC_RETURN: -torch.arange(m.length, dtype=torch.float32) - 100 * i}
+        for i, m in enumerate(eps)
+    }
     assert keys.MC_RETURN not in WindowSampler(filled, chunk_size=2, batch_size=8).batch(0)
-    store = _labelled(filled)
-    s = WindowSampler(store, chunk_size=2, batch_size=32, seed=2)
-    batch = s.batch(0)
-    max_len = store.max_length_per_task()
-    for row in range(32):
-        m = s.episodes[int(batch[keys.EPISODE_INDEX][row])]
-        expected = rl.normalized_mc_returns(m.length, m.success, max_len[m.task])[
-            int(batch[keys.FRAME_INDEX][row])
-        ]
-        assert torch.isclose(batch[keys.MC_RETURN][row], expected)
+    batch = WindowSampler(filled, chunk_size=2, batch_size=32, seed=2, label_columns=columns).batch(0)
+    e, t = batch[keys.EPISODE_INDEX], batch[keys.FRAME_INDEX]
+    assert torch.equal(batch[keys.MC_RETURN], -(t + 100 * e).float())
+    without_first = {k: v for k, v in columns.items() if k != eps[0].episode_id}
+    with pytest.raises(LabelError, match="no labels for 1 episode"):
+        WindowSampler(filled, chunk_size=2, batch_size=4, label_columns=without_first)
+    short = {**columns, eps[0].episode_id: {keys.MC_RETURN: torch.zeros(eps[0].length - 1)}}
+    with pytest.raises(LabelError, match="one value per step"):
+        WindowSampler(filled, chunk_size=2, batch_size=4, label_columns=short)
 
 
 def test_label_set_values_at_t_and_missing_labels_name_recap_label(filled):

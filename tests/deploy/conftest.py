@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from recap.builtins.mlp_flow import FlowMLPConfig, FlowMLPPolicy
 from recap.data.spec import CameraSpec, RobotSpec
 from recap.protocols import DeploymentSettings
-from recap.testing.models import FlowMLPConfig, FlowMLPPolicy
 from recap.train.checkpoint import save_policy
 
 from .openpi_env import openpi_client_python

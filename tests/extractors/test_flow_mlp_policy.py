@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import torch
 
+from recap.builtins.mlp_flow import FlowMLPConfig, FlowMLPPolicy
 from recap.data import keys
 from recap.data.spec import CameraSpec, RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import ConfigError, SchemaError
+from recap.nn import sample_flow_time
 from recap.plugins import load_registry
-from recap.testing.models import FlowMLPConfig, FlowMLPPolicy, sample_flow_time
 from recap.testing.policy_suite import PolicyConformance, make_batch, observation_of
 
 SPEC = RobotSpec(
@@ -50,22 +52,69 @@ def test_registered_as_builtin_policy():
     assert isinstance(policy, FlowMLPPolicy)
 
 
-def test_normalisation_round_trip_through_stats():
-    batch = make_batch(SPEC, batch_size=64, chunk_size=4)
-    stats = NormStats.compute(
+def _stats_for(batch) -> NormStats:
+    return NormStats.compute(
         {
             keys.STATE: batch[keys.STATE] * 5 + 3,
             keys.ACTION: batch[keys.ACTION].reshape(-1, 2) * 10 - 4,
             keys.ENV_STATE: batch[keys.ENV_STATE],
         }
     )
-    policy = FlowMLPPolicy(STATE_ONLY, SPEC, stats)
+
+
+def test_normalisation_round_trip_through_stats():
+    batch = make_batch(SPEC, batch_size=64, chunk_size=4)
+    policy = FlowMLPPolicy(STATE_ONLY, SPEC, _stats_for(batch))
     raw = torch.tensor([[1.0, -2.0]])
-    torch.testing.assert_close(policy._unnormalize(keys.ACTION, policy._normalize(keys.ACTION, raw)), raw)
-    # an untrained policy from zero noise outputs about the action mean in raw units, not about zero
-    out = policy.sample_actions(observation_of(batch[:4]), True)
-    assert (out.mean() - stats[keys.ACTION].mean.mean()).abs() < 3 * stats[keys.ACTION].std.mean()
-    assert out.mean() < -1.0
+    torch.testing.assert_close(
+        policy.norm.unnormalize(keys.ACTION, policy.norm.normalize(keys.ACTION, raw)), raw
+    )
+
+
+@pytest.mark.parametrize("noise_scale", [0.0, 1.0])
+def test_sampling_with_zero_velocity_returns_mean_plus_std_times_noise(noise_scale):
+    """With v = 0 the Euler steps leave the initial noise untouched, so a sample in raw units is exactly
+    ``mean + std * noise_scale * eps``: pins the unnormalisation per dimension (not just its order of magnitude)."""
+    batch = make_batch(SPEC, batch_size=64, chunk_size=4)
+    stats = _stats_for(batch)
+    policy = FlowMLPPolicy(attrs.evolve(STATE_ONLY, noise_scale=noise_scale), SPEC, stats)
+    torch.nn.init.zeros_(policy.velocity[-1].weight)
+    torch.nn.init.zeros_(policy.velocity[-1].bias)
+    out = policy.sample_actions(observation_of(batch[:4]), True, generator=torch.Generator().manual_seed(3))
+    eps = torch.randn(4, 4, 2, generator=torch.Generator().manual_seed(3))
+    mean, std = stats[keys.ACTION].mean, stats[keys.ACTION].std
+    torch.testing.assert_close(out, mean + std * noise_scale * eps)
+
+
+def test_min_std_floors_a_joint_that_barely_moves():
+    state = torch.randn(256, 3)
+    state[:, 1] = 0.2 + 0.001 * state[:, 1]  # std 0.001, below the default floor of 0.01
+    stats = NormStats.compute(
+        {keys.STATE: state, keys.ACTION: torch.randn(256, 2), keys.ENV_STATE: torch.randn(256, 2)}
+    )
+    policy = FlowMLPPolicy(STATE_ONLY, SPEC, stats)
+    std = policy.norm.of(keys.STATE).std
+    assert std[1].item() == pytest.approx(STATE_ONLY.min_std)
+    torch.testing.assert_close(std[[0, 2]], stats[keys.STATE].std[[0, 2]])
+    # a deviation of 0.01 rad on that joint is one floored std, not ten raw ones
+    moved = torch.tensor([[0.0, 0.21, 0.0]])
+    assert policy.norm.normalize(keys.STATE, moved)[0, 1].item() == pytest.approx(
+        (0.21 - stats[keys.STATE].mean[1].item()) / 0.01, rel=1e-4
+    )
+
+
+def test_checkpoints_with_the_old_flat_buffer_names_still_load():
+    batch = make_batch(SPEC, batch_size=64, chunk_size=4)
+    trained = FlowMLPPolicy(STATE_ONLY, SPEC, _stats_for(batch))
+    old_names = {
+        k.replace("norm.", "norm_", 1).replace(".", "_") if k.startswith("norm.") else k: v
+        for k, v in trained.state_dict().items()
+    }
+    assert "norm_observation_state_mean" in old_names
+    fresh = FlowMLPPolicy(STATE_ONLY, SPEC, None)
+    fresh.load_state_dict(old_names)  # strict: every key must map
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
 
 
 def test_flow_time_distribution():

@@ -71,3 +71,20 @@ def test_nstep_end_of_a_failure_is_a_lost_state_where_time_still_costs():
     assert torch.allclose(a, torch.tensor([[-0.30, -0.30, -0.30, 0.05, 0.20]]), atol=1e-6)
     with pytest.raises(ValueError, match="together"):
         rl.nstep_advantages(r, v, torch.tensor([5]), lookahead=2, success=torch.tensor([True]))
+
+
+def test_standardize_advantages_by_hand():
+    adv = torch.tensor([1.0, 2.0, 3.0, 6.0], requires_grad=True)
+    # mean 3, population std sqrt((4 + 1 + 0 + 9) / 4) = sqrt(3.5); the sample std (sqrt(14 / 3)) must not be used
+    expected = (torch.tensor([-2.0, -1.0, 0.0, 3.0])) / (3.5**0.5 + 1e-5)
+    got = rl.standardize_advantages(adv)
+    torch.testing.assert_close(got, expected)
+    assert not got.requires_grad
+    torch.testing.assert_close(rl.standardize_advantages(torch.full((3,), 0.7)), torch.zeros(3))
+
+
+def test_standardize_advantages_refuses_bad_input():
+    with pytest.raises(SchemaError, match=r"\[B\]"):
+        rl.standardize_advantages(torch.zeros(2, 2))
+    with pytest.raises(SchemaError, match="NaN"):
+        rl.standardize_advantages(torch.tensor([0.0, float("nan")]))

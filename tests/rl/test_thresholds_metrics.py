@@ -41,6 +41,25 @@ def test_success_rate_and_throughput_by_hand():
     assert math.isnan(rl.mean_time_to_success(torch.tensor([False]), torch.tensor([1.0])))
 
 
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [
+        # Wilson score interval, z = 1.96: centre (p + z^2/2n) / (1 + z^2/n), half-width
+        # z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n); worked by hand (and matching published tables)
+        (3, 4, 0.30064, 0.95441),  # Wald: [0.3257, 1.1743] clipped to 1
+        (5, 10, 0.23659, 0.76341),  # Wald: [0.1901, 0.8099]
+        (0, 10, 0.0, 0.27753),  # upper = z^2 / (n + z^2); Wald collapses to [0, 0]
+        (10, 10, 0.72247, 1.0),  # lower = n / (n + z^2); Wald collapses to [1, 1]
+    ],
+)
+def test_success_rate_interval_is_wilson_pinned_by_hand(successes, n, low, high):
+    outcomes = torch.tensor([True] * successes + [False] * (n - successes))
+    p, lo, hi = rl.success_rate(outcomes)
+    assert p == successes / n
+    assert lo == pytest.approx(low, abs=5e-5)
+    assert hi == pytest.approx(high, abs=5e-5)
+
+
 def test_metric_errors():
     with pytest.raises(SchemaError, match="non-empty"):
         rl.success_rate(torch.tensor([], dtype=torch.bool))

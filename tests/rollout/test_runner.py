@@ -143,7 +143,7 @@ def test_conformance_check_catches_a_wrong_observation():
 
 
 def test_runs_the_builtin_flow_policy():
-    from recap.testing.models import FlowMLPConfig, FlowMLPPolicy
+    from recap.builtins.mlp_flow import FlowMLPConfig, FlowMLPPolicy
 
     policy = FlowMLPPolicy(FlowMLPConfig(hidden=16, depth=1, chunk_size=4), SPEC, None)
     record = run_episode(ReachBackend(), policy, task="reach", seed=0, chunk_execute=2, time_limit=6)

@@ -6,10 +6,10 @@ import torch
 from recap_extractor_example import FilteredBCConfig
 from tensordict import TensorDict
 
+from recap.builtins.mlp_flow import FlowMLPConfig
 from recap.data import EpisodeStore, keys
 from recap.data.spec import RobotSpec
 from recap.plugins import load_registry
-from recap.testing.models import FlowMLPConfig
 from recap.train.checkpoint import load_policy
 from recap.train.policy import train_policy
 from recap.train.trainer import TrainerConfig

@@ -13,8 +13,8 @@ from recap.errors import ConfigError, LabelError
 from recap.plugins import load_registry
 from recap.protocols import DeploymentSettings
 from recap.testing.extractor_suite import TINY_POLICY, TINY_SPEC, ExtractorConformance
-from recap.testing.models import FlowMLPPolicy
 from recap.testing.policy_suite import make_batch
+from recap.testing.tiny_policy import mlp_flow_policy
 from recap.train.requirements import check_required_keys
 
 
@@ -69,7 +69,7 @@ def test_loss_matches_hand_computed_weights():
 
 def test_dropout_rate_within_tolerance():
     torch.manual_seed(0)
-    policy = FlowMLPPolicy(TINY_POLICY, TINY_SPEC, None)
+    policy = mlp_flow_policy(TINY_SPEC, **TINY_POLICY)
     batch = make_batch(TINY_SPEC, batch_size=20000, chunk_size=4)
     out = AdvantageConditioning(AdvantageConditioningConfig(dropout=0.3)).loss(policy, batch)
     # binomial std at n = 20000 is 0.0032; 0.015 is > 4 sigma

@@ -25,20 +25,32 @@ LOOKAHEAD = 10
 
 def episode(progress: torch.Tensor, fails: bool = False, seed: int = 0) -> TensorDict:
     """Progress (fraction of the work done) and a failure flag are visible in the state; pixels are constant, so
-    observations inside the pause are identical (nothing to memorise the pause by)."""
+    observations inside the pause are identical (nothing to memorise the pause by). ``seed`` draws what differs
+    between episodes and carries no value information: a constant offset of the unused state dimensions (where
+    the cube happens to lie) and the actions."""
+    g = torch.Generator().manual_seed(seed)
     n = progress.shape[0]
     state = torch.zeros(n, 14)
+    state[:, 2:] = 0.1 * torch.randn(1, 12, generator=g)
     state[:, 0] = progress
     state[:, 1] = float(fails)
     return TensorDict(
         {
             keys.image_key("cam_high"): torch.full((n, 8, 8, 3), 128, dtype=torch.uint8),  # no information
             keys.STATE: state,
-            keys.ACTION: torch.zeros(n, 14),
+            keys.ACTION: torch.randn(n, 14, generator=g),
             keys.IS_INTERVENTION: torch.zeros(n, dtype=torch.bool),
         },
         batch_size=[n],
     )
+
+
+def test_episodes_of_different_seeds_differ():
+    steady = torch.arange(WORK) / WORK
+    a, b = episode(steady, seed=1), episode(steady, seed=2)
+    assert not torch.equal(a[keys.STATE], b[keys.STATE]) and not torch.equal(a[keys.ACTION], b[keys.ACTION])
+    assert torch.equal(a[keys.STATE][:, :2], b[keys.STATE][:, :2])  # same progress and outcome
+    assert torch.equal(episode(steady, seed=1)[keys.STATE], a[keys.STATE])
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,19 @@
-"""Save/load through safetensors is exact, tokenizers included."""
+"""Save/load through safetensors is exact, tokenizers included; old checkpoints load; the std floor."""
 
+import re
+
+import attrs
+import pytest
 import safetensors.torch
 import torch
 from recap_pi06.config import PI06_TINY, PI06_VALUE_TINY
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.value import Pi06ValueNetwork
 
+from recap.builtins.mlp_flow import FlowMLPConfig
 from recap.data import keys
-from recap.testing.models import draw_flow
+from recap.data.stats import NormStats
+from recap.nn import draw_flow
 from recap.testing.policy_suite import observation_of
 
 
@@ -92,3 +98,45 @@ def test_core_checkpoint_directory_round_trip(policy, spec, stats, tiny_batch, t
     a = policy.sample_actions(obs, True, 1.5, generator=torch.Generator().manual_seed(0))
     b = loaded.sample_actions(obs, True, 1.5, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
+
+
+def test_state_dicts_from_before_recap_nn_still_load(policy, spec, tiny_batch):
+    """The trunk kept its statistics as flat buffers (``trunk.norm.action_std``); such checkpoints load."""
+    old = {
+        re.sub(r"^trunk\.norm\.(\w+)\.(\w+)$", r"trunk.norm.\1_\2", k): v
+        for k, v in policy.state_dict().items()
+    }
+    assert "trunk.norm.action_std" in old and "trunk.norm.observation_state_q99" in old
+    fresh = Pi06Policy(PI06_TINY, spec, None)
+    fresh.load_state_dict(old, strict=True)
+    for name, value in policy.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], value), name
+    obs = observation_of(tiny_batch).exclude("subtask")
+    a = policy.sample_actions(obs, True, generator=torch.Generator().manual_seed(0))
+    b = fresh.sample_actions(obs, True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+def test_min_std_floors_the_action_and_env_state_statistics(spec):
+    """The trunk used to clamp the std at 1e-6; it now takes the configurable floor the MLP policy uses."""
+    g = torch.Generator().manual_seed(0)
+    action = torch.randn(64, spec.action_dim, generator=g)
+    action[:, 1] = 0.5 + 1e-4 * action[:, 1]  # a joint that barely moves
+    env = torch.randn(64, spec.env_state_dim, generator=g)
+    env[:, 0] = 0.0
+    stats = NormStats.compute(
+        {
+            "observation.state": torch.randn(64, spec.state_dim, generator=g),
+            "action": action,
+            "observation.environment_state": env,
+        }
+    )
+    assert PI06_TINY.min_std == FlowMLPConfig().min_std == 0.01
+    for config in (PI06_TINY, attrs.evolve(PI06_TINY, min_std=0.2)):
+        norm = Pi06Policy(config, spec, stats).trunk.norm
+        action_std = norm.of(keys.ACTION).std
+        assert action_std[1].item() == pytest.approx(config.min_std)
+        torch.testing.assert_close(action_std[[0, 2]], stats["action"].std[[0, 2]].clamp_min(config.min_std))
+        assert norm.of(keys.ENV_STATE).std[0].item() == pytest.approx(config.min_std)
+    value_norm = Pi06ValueNetwork(attrs.evolve(PI06_VALUE_TINY, min_std=0.3), spec, 11, stats).trunk.norm
+    assert value_norm.of(keys.ENV_STATE).std[0].item() == pytest.approx(0.3)

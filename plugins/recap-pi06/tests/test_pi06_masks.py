@@ -5,7 +5,7 @@ from recap_pi06.tokens import FAST, IMAGE, INDICATOR, PROMPT, STATE, SUBTASK, at
 from tensordict import TensorDict
 
 from recap.data import keys
-from recap.testing.models import draw_flow
+from recap.nn import draw_flow
 
 
 def _sequence(policy, batch, indicator=None):

@@ -9,7 +9,7 @@ from tensordict import NonTensorStack, TensorDict
 
 from recap.data import keys
 from recap.data.stats import NormStats
-from recap.testing.models import draw_flow
+from recap.nn import draw_flow
 from recap.testing.policy_suite import observation_of
 
 SUBTASKS = ["grasp the cube", "lift it", "hand over", ""]

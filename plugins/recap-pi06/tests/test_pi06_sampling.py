@@ -48,8 +48,37 @@ def test_given_subtask_is_used_and_decoded_one_is_returned(policy, tiny_batch):
     obs = observation_of(tiny_batch)
     _, given = _sample(policy, obs)
     assert given == ["grasp the cube", "", "lift", "move left"]
-    decoded = policy.predict_subtask(obs.exclude("subtask"))
-    assert len(decoded) == 4 and all(isinstance(s, str) for s in decoded)
+
+
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_greedy_subtask_decoding_follows_the_logits(policy, tiny_batch, monkeypatch, kv_cache):
+    """With the decoder's text logits scripted, greedy decoding must return exactly the scripted texts: each row
+    stops at its own EOS (later tokens ignored), special tokens are never emitted, and a sub-task is cut at
+    ``max_subtask_tokens``."""
+    policy = Pi06Policy(attrs.evolve(policy.config, kv_cache=kv_cache), policy.spec, None)
+    policy.fit_to_data(tiny_batch)
+    text, limit = policy.trunk.text, policy.config.max_subtask_tokens
+    wanted = ["lift", "move left", "", "grasp the cube " * 8]
+    scripts = text.encode(wanted)
+    assert len(scripts[3]) > limit  # the last row must be cut
+    junk = text.encode(["cube"])[0][0]
+    calls = {"step": 0}
+
+    def scripted_logits(hidden, start, stop):
+        step = calls["step"]
+        calls["step"] += 1
+        logits = torch.zeros(hidden.shape[0], stop - start)
+        for row, ids in enumerate(scripts):
+            token = ids[step] if step < len(ids) else (text.eos_id if step == len(ids) else junk)
+            logits[row, token] = 5.0
+            logits[row, text.pad_id] = logits[row, text.subtask_id] = 50.0  # banned: must never win
+        return logits
+
+    monkeypatch.setattr(policy.trunk.decoder, "logits", scripted_logits)
+    decoded = policy.predict_subtask(observation_of(tiny_batch).exclude("subtask"))
+    assert decoded[:3] == wanted[:3]
+    assert decoded[3] == text.decode(scripts[3][:limit])
+    assert calls["step"] <= limit + 1  # decoding stops once every row is done
 
 
 def test_zero_noise_scale_is_deterministic(spec, stats, tiny_batch):

@@ -12,8 +12,8 @@ from recap.data import keys
 from recap.errors import RecapError
 from recap.plugins import load_registry
 from recap.testing.extractor_suite import TINY_POLICY, TINY_SPEC, ExtractorConformance
-from recap.testing.models import FlowMLPPolicy
 from recap.testing.policy_suite import make_batch
+from recap.testing.tiny_policy import mlp_flow_policy
 
 
 class TestPPO(ExtractorConformance):
@@ -96,7 +96,7 @@ def test_loss_by_hand_with_shared_draws_and_separate_trust_regions():
 
 def test_ratio_is_one_when_policy_equals_reference():
     torch.manual_seed(0)
-    policy = FlowMLPPolicy(TINY_POLICY, TINY_SPEC, None)
+    policy = mlp_flow_policy(TINY_SPEC, **TINY_POLICY)
     batch = make_batch(TINY_SPEC, batch_size=16, chunk_size=4)
     extractor = PPO()
     extractor.setup(policy)
@@ -110,7 +110,7 @@ def test_ratio_is_one_when_policy_equals_reference():
 
 
 def test_reference_is_frozen_and_independent():
-    policy = FlowMLPPolicy(TINY_POLICY, TINY_SPEC, None)
+    policy = mlp_flow_policy(TINY_SPEC, **TINY_POLICY)
     extractor = PPO()
     extractor.setup(policy)
     assert all(not p.requires_grad for p in extractor.reference.parameters())

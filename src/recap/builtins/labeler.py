@@ -19,11 +19,7 @@ from recap.config import LabelerConfig
 from recap.errors import LabelError, SchemaError
 from recap.plugins import hookimpl
 from recap.protocols import EpisodeToLabel, LabelResult
-
-
-def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")
+from recap.validators import fraction
 
 
 @attrs.frozen
@@ -44,7 +40,7 @@ class RecapLabelerConfig(LabelerConfig):
 
     mode: Literal["nstep", "monte_carlo"] = "nstep"
     lookahead: int = attrs.field(default=50, validator=attrs.validators.ge(1))
-    positive_fraction: float = attrs.field(default=0.3, validator=_fraction)
+    positive_fraction: float = attrs.field(default=0.3, validator=fraction)
     per_task_fraction: dict[str, float] = attrs.field(factory=dict)
     c_fail: float | None = None
     force_interventions: bool = True

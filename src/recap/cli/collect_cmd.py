@@ -41,19 +41,20 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 def build_config(kind: str, name: str, path: Path | None, overrides: Sequence[str]) -> PluginConfig | None:
     """The config of registered ``kind`` ``name``: defaults or ``path``, then ``key=value`` overrides."""
-    entry = get_registry().get(kind, name)
+    registry = get_registry()
+    entry = registry.get(kind, name)
     if entry.config is None:
         if path is not None or overrides:
             raise ConfigError(f"{kind} {name!r} takes no config, but a config file or overrides were given")
         return None
     if path is not None:
         base_cls = entry.config.__mro__[1]
-        loaded = config_io.load(path, base_cls)
+        loaded = config_io.load(path, base_cls, registry)
         if type(loaded) is not entry.config:
             raise ConfigError(
                 f"{path} configures {type(loaded).__name__}, expected {entry.config.__name__} for {name!r}"
             )
-        data = config_io.to_dict(loaded)
+        data = config_io.to_dict(loaded, registry)
         data.pop(config_io.TAG, None)
     else:
         data = {}
@@ -64,7 +65,7 @@ def build_config(kind: str, name: str, path: Path | None, overrides: Sequence[st
             raise ConfigError(
                 f"{kind} {name!r} has no setting {key!r}; settings: {fields}.{did_you_mean(key, fields)}"
             )
-    return config_io.from_dict(entry.config, {**data, **extra})
+    return config_io.from_dict(entry.config, {**data, **extra}, registry)
 
 
 def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:

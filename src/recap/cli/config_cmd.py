@@ -15,8 +15,7 @@ def list_presets() -> int:
     """List registered presets with their config class and the distribution that supplied them."""
     reg = get_registry()
     for name in reg.names("preset"):
-        e = reg.get("preset", name)
-        print(f"{name:<28} {e.config.__name__:<24} {e.distribution}")
+        print(f"{name:<28} {reg.preset_class(name).__name__:<24} {reg.get('preset', name).distribution}")
     return 0
 
 
@@ -27,7 +26,8 @@ def show(preset: tyro.conf.Positional[str], format: Literal["toml", "json"] = "t
         preset: a registered preset name (see `recap config list`).
         format: output format.
     """
-    print(config.dumps(config.resolve_preset(preset), format), end="")
+    reg = get_registry()
+    print(config.dumps(config.resolve_preset(preset, reg), format, reg), end="")
     return 0
 
 
@@ -38,6 +38,7 @@ def dump(preset: tyro.conf.Positional[str], path: tyro.conf.Positional[Path]) ->
         preset: a registered preset name.
         path: destination file.
     """
-    out = config.dump(config.resolve_preset(preset), path)
+    reg = get_registry()
+    out = config.dump(config.resolve_preset(preset, reg), path, reg)
     print(f"wrote {out}")
     return 0

@@ -14,6 +14,7 @@ from recap.cli.loop_cmd import parse_loop_args
 from recap.data import EpisodeStore
 from recap.loop import report
 from recap.loop.recap_loop import STORE, LoopResult, run_loop
+from recap.plugins import get_registry
 from recap.report.values import plot_advantage_histograms, plot_episode_values
 
 DEFAULT_PRESET = "demo"
@@ -32,7 +33,7 @@ def main(args: Sequence[str]) -> int:
     started = time.perf_counter()
     result = run_loop(cfg)
     plots = write_plots(result)
-    config_text = recap_config.dumps(cfg)
+    config_text = recap_config.dumps(cfg, "toml", get_registry())
     path = report.write_report(result.run_dir, result.summaries, plots, config_text)
     print()
     print(report.table_text(result.summaries))

@@ -8,12 +8,11 @@ from typing import Literal
 import tyro
 
 from recap import config
-from recap.builtins.labeler import RecapLabelerConfig
 from recap.config import LabelerConfig
 from recap.data import EpisodeStore
 from recap.errors import ConfigError
 from recap.plugins import get_registry
-from recap.train.labeling import label_store
+from recap.train.labeling import DEFAULT_LABELER, label_store
 
 
 def label(
@@ -57,8 +56,8 @@ def label(
     if labeler_config is not None:
         labeler: LabelerConfig = config.load(labeler_config, LabelerConfig, reg)
     else:
-        try:
-            labeler = RecapLabelerConfig(
+        try:  # the default labeler's settings, from this command's options
+            labeler = reg.get("labeler", DEFAULT_LABELER).config(
                 mode=mode,
                 lookahead=lookahead,
                 positive_fraction=positive_fraction,

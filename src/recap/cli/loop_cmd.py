@@ -12,7 +12,7 @@ from recap.plugins import get_registry
 
 
 def loop_presets(registry) -> list[str]:
-    return [n for n in registry.names("preset") if registry.get("preset", n).config is LoopConfig]
+    return [n for n in registry.names("preset") if registry.preset_class(n) is LoopConfig]
 
 
 def parse_loop_args(args: Sequence[str], prog: str, default_preset: str | None = None) -> LoopConfig:

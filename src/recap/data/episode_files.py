@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,15 +30,6 @@ FORMAT_VERSION = 1
 IMAGE_CODECS: tuple[str | None, ...] = (None, "zlib")
 ZLIB_LEVEL = 1  # level 1 keeps writes fast; higher levels buy a few % at several times the CPU
 _ALIGN = 64
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
 
 
 def pid_alive(pid: int) -> bool:

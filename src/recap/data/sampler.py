@@ -17,7 +17,8 @@ directly (the benchmark compares against plain numpy memmap reads).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,9 +56,9 @@ class WindowSampler:
         episodes: the view (default: every readable episode of the store).
         label_set: a label set (``recap label``) whose ``advantage`` / ``indicator`` at t are added.
         cameras: cameras to read (default: all cameras of the spec).
-
-    ``mc_return`` (normalised Monte-Carlo return, ``recap.rl.normalized_mc_returns`` with each task's longest
-    episode in the store) is in every batch when every episode of the view has a success label.
+        label_columns: per-step labels computed by the caller, ``{episode_id: {key: [T]}}`` for every episode
+            of the view; each key's value at t is added (training passes ``mc_return`` this way, computed
+            by ``recap.train.returns`` above this layer).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class WindowSampler:
         episodes: Sequence[EpisodeMeta] | None = None,
         label_set: str | None = None,
         cameras: tuple[str, ...] | None = None,
+        label_columns: Mapping[str, Mapping[str, np.ndarray | torch.Tensor]] | None = None,
     ) -> None:
         if chunk_size < 1 or batch_size < 1:
             raise ConfigError(f"chunk_size and batch_size must be >= 1, got {chunk_size} and {batch_size}")
@@ -82,6 +84,7 @@ class WindowSampler:
         for cam in self.cameras:
             spec.camera(cam)  # raises naming the known cameras
         self.label_set = label_set
+        self.label_columns = label_columns
         lengths = np.array([m.length for m in self.episodes], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         self.lengths = lengths
@@ -121,42 +124,46 @@ class WindowSampler:
         self._task_text = [NonTensorData(s) for s in self.task_vocab]
         self._subtask_text = [NonTensorData(s) for s in self.subtask_vocab]
         self.labels: dict[str, np.ndarray] = {}
-        if all(m.success is not None for m in self.episodes):
-            self.labels[keys.MC_RETURN] = self._mc_returns()
+        if self.label_columns is not None:
+            names = {k for per in self.label_columns.values() for k in per}
+            self.labels.update(
+                self._join(
+                    self.label_columns, sorted(names), "label_columns", "pass a column for each of them"
+                )
+            )
         if self.label_set is not None:
-            self.labels.update(self._label_set_arrays(self.label_set))
+            joined = self._join(
+                self.store.read_labels(self.label_set),
+                (keys.ADVANTAGE, keys.INDICATOR),
+                f"label set {self.label_set!r}",
+                "run `recap label` again to cover them, or restrict the sampler's episodes to labelled ones",
+            )
+            self.labels[keys.ADVANTAGE] = joined[keys.ADVANTAGE].astype(np.float32)
+            self.labels[keys.INDICATOR] = joined[keys.INDICATOR].astype(bool)
 
-    def _mc_returns(self) -> np.ndarray:
-        from recap import rl  # a layer above recap.data; imported only when returns are needed
-
-        max_len = self.store.max_length_per_task()
-        out = [
-            rl.normalized_mc_returns(m.length, bool(m.success), max(max_len.get(m.task, 0), m.length)).numpy()
-            for m in self.episodes
-        ]
-        return np.concatenate(out).astype(np.float32)
-
-    def _label_set_arrays(self, name: str) -> dict[str, np.ndarray]:
-        data = self.store.read_labels(name)
-        out: dict[str, list[np.ndarray]] = {keys.ADVANTAGE: [], keys.INDICATOR: []}
-        missing = [m.episode_id for m in self.episodes if m.episode_id not in data]
+    def _join(
+        self, per_episode: Mapping[str, Mapping[str, Any]], names: Sequence[str], what: str, fix: str
+    ) -> dict[str, np.ndarray]:
+        """Columns ``names`` of ``{episode_id: {name: [T]}}`` concatenated in the view's step order."""
+        missing = [m.episode_id for m in self.episodes if m.episode_id not in per_episode]
         if missing:
             raise LabelError(
-                f"label set {name!r} has no labels for {len(missing)} episode(s) of the view, e.g. {missing[:3]}; "
-                f"run `recap label` again to cover them, or restrict the sampler's episodes to labelled ones"
+                f"{what} has no labels for {len(missing)} episode(s) of the view, e.g. {missing[:3]}; {fix}"
             )
+        out: dict[str, list[np.ndarray]] = {k: [] for k in names}
         for m in self.episodes:
-            per = data[m.episode_id]
-            for k in out:
+            per = per_episode[m.episode_id]
+            for k in names:
                 if k not in per:
+                    raise LabelError(f"{what}, episode {m.episode_id}: no {k!r} (has {sorted(per)})")
+                column = np.asarray(per[k])
+                if column.shape[:1] != (m.length,):
                     raise LabelError(
-                        f"label set {name!r}, episode {m.episode_id}: no {k!r} (has {sorted(per)})"
+                        f"{what}, episode {m.episode_id}: {k!r} has shape {column.shape}, expected "
+                        f"({m.length},) (one value per step)"
                     )
-                out[k].append(per[k].numpy())
-        return {
-            keys.ADVANTAGE: np.concatenate(out[keys.ADVANTAGE]).astype(np.float32),
-            keys.INDICATOR: np.concatenate(out[keys.INDICATOR]).astype(bool),
-        }
+                out[k].append(column)
+        return {k: np.concatenate(v) for k, v in out.items()}
 
     def _episode_frames(self, row: int) -> dict[str, np.ndarray]:
         frames = self._frames.get(row)

@@ -5,11 +5,10 @@ Everything that touches data (store, sampler, models, backends) reads sizes from
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from recap.data import keys
+from recap.validators import positive
 
 #: The ALOHA layout of DESIGN.md section 4: left 6 joints, left gripper 0..1, right 6 joints, right gripper.
 ALOHA_JOINT_NAMES: tuple[str, ...] = tuple(
@@ -20,18 +19,13 @@ ALOHA_JOINT_NAMES: tuple[str, ...] = tuple(
 ALOHA_CAMERAS: tuple[str, ...] = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
-
-
 @attrs.frozen
 class CameraSpec:
     """One camera: its name (``cam_high``, ...) and the frame size it delivers."""
 
     name: str
-    height: int = attrs.field(validator=_positive)
-    width: int = attrs.field(validator=_positive)
+    height: int = attrs.field(validator=positive)
+    width: int = attrs.field(validator=positive)
 
     @property
     def key(self) -> str:
@@ -50,9 +44,9 @@ class RobotSpec:
     """
 
     cameras: tuple[CameraSpec, ...] = attrs.field(converter=tuple)
-    state_dim: int = attrs.field(default=14, validator=_positive)
-    action_dim: int = attrs.field(default=14, validator=_positive)
-    fps: int = attrs.field(default=50, validator=_positive)
+    state_dim: int = attrs.field(default=14, validator=positive)
+    action_dim: int = attrs.field(default=14, validator=positive)
+    fps: int = attrs.field(default=50, validator=positive)
     env_state_dim: int = 0
     joint_names: tuple[str, ...] = attrs.field(default=ALOHA_JOINT_NAMES, converter=tuple)
 

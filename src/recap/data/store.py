@@ -33,6 +33,7 @@ from tensordict import TensorDict
 from recap.data import episode_files as ef
 from recap.data import keys
 from recap.data import labels as label_files
+from recap.data.atomic_json import write_json_atomic
 from recap.data.index import EpisodeIndex
 from recap.data.schema import (
     EPISODE_ID,
@@ -88,7 +89,7 @@ class EpisodeStore:
         for sub in ("episodes", "tmp", "success", "labels", "cache"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         info = {"format": STORE_FORMAT, "version": 1, "spec": spec_to_dict(spec), "image_codec": image_codec}
-        ef.write_json_atomic(root / STORE_FILE, info)
+        write_json_atomic(root / STORE_FILE, info)
         return cls(root, spec, image_codec)
 
     @classmethod
@@ -327,9 +328,7 @@ class EpisodeStore:
                 columns[k].append(np.asarray(arrays[k]))
         stats = NormStats.compute({k: torch.from_numpy(np.concatenate(v)) for k, v in columns.items()})
         path.parent.mkdir(exist_ok=True)  # derived data: a deleted cache is rebuilt, never an error
-        ef.write_json_atomic(
-            path, {"fingerprint": fingerprint, "episodes": len(eps), "stats": stats.to_dict()}
-        )
+        write_json_atomic(path, {"fingerprint": fingerprint, "episodes": len(eps), "stats": stats.to_dict()})
         return stats
 
     def disk_usage(self) -> int:

@@ -20,16 +20,7 @@ from recap.config import (
     ValueEstimatorConfig,
 )
 from recap.train.trainer import TrainerConfig
-
-
-def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
-
-
-def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")
+from recap.validators import fraction, positive
 
 
 @attrs.frozen
@@ -46,13 +37,13 @@ class CollectConfig:
         workers: rollout processes (episodes are independent; results do not depend on this).
     """
 
-    demos: int = attrs.field(default=60, validator=_positive)
-    episodes_per_iteration: int = attrs.field(default=60, validator=_positive)
-    intervention_share: float = attrs.field(default=0.25, validator=_fraction)
-    eval_episodes: int = attrs.field(default=50, validator=_positive)
-    chunk_execute: int = attrs.field(default=10, validator=_positive)
-    time_limit: int = attrs.field(default=400, validator=_positive)
-    workers: int = attrs.field(default=2, validator=_positive)
+    demos: int = attrs.field(default=60, validator=positive)
+    episodes_per_iteration: int = attrs.field(default=60, validator=positive)
+    intervention_share: float = attrs.field(default=0.25, validator=fraction)
+    eval_episodes: int = attrs.field(default=50, validator=positive)
+    chunk_execute: int = attrs.field(default=10, validator=positive)
+    time_limit: int = attrs.field(default=400, validator=positive)
+    workers: int = attrs.field(default=2, validator=positive)
 
 
 @attrs.frozen
@@ -60,7 +51,7 @@ class StageTraining:
     """Trainer settings and batch size of one training stage."""
 
     trainer: TrainerConfig = attrs.field(factory=TrainerConfig)
-    batch_size: int = attrs.field(default=256, validator=_positive)
+    batch_size: int = attrs.field(default=256, validator=positive)
 
 
 @attrs.frozen
@@ -102,5 +93,5 @@ class LoopConfig:
     policy_pretrain: StageTraining = attrs.field(factory=StageTraining)
     policy_sft: StageTraining = attrs.field(factory=StageTraining)
     policy_finetune: StageTraining = attrs.field(factory=StageTraining)
-    chunk_size: int = attrs.field(default=20, validator=_positive)
+    chunk_size: int = attrs.field(default=20, validator=positive)
     seed: int = 0

@@ -38,7 +38,7 @@ def backend_spec(cfg: LoopConfig, reg: Any):
 
 def _backend(cfg: LoopConfig, reg: Any, evaluation: bool = False):
     chosen = cfg.eval_backend if evaluation and cfg.eval_backend is not None else cfg.backend
-    return reg.get("backend", reg.name_of_config("backend", chosen)).build(chosen)
+    return reg.build(chosen)
 
 
 def uses_expert(i: int, share: float) -> bool:
@@ -101,9 +101,7 @@ def _run_job(job: _Job, threads: int | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     try:
         if job.mode == "demos":
-            actor = reg.get("demonstrator", reg.name_of_config("demonstrator", cfg.demonstrator)).build(
-                cfg.demonstrator, backend
-            )
+            actor = reg.build(cfg.demonstrator, backend)
             deployment = None
         else:
             actor, deployment = load_policy(job.policy_dir, reg)
@@ -112,9 +110,7 @@ def _run_job(job: _Job, threads: int | None = None) -> list[dict[str, Any]]:
         store = EpisodeStore.open(job.store) if job.store else None
         expert = None
         if job.expert_seeds:
-            expert = reg.get("teleoperator", reg.name_of_config("teleoperator", cfg.expert)).build(
-                cfg.expert, backend
-            )
+            expert = reg.build(cfg.expert, backend)
         for seed in job.seeds:
             teleop = expert if seed in job.expert_seeds else None
             if job.mode == "eval":

@@ -8,11 +8,12 @@ parts (the trainer's checkpoints, collection progress) pick up where they stoppe
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from recap.data.atomic_json import write_json_atomic
 
 SUMMARY = "summary.json"
 
@@ -51,20 +52,3 @@ class StageRunner:
 
     def completed(self) -> list[str]:
         return sorted(p.parent.name for p in (self.run_dir / "stages").glob(f"*/{SUMMARY}"))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as fh:
-        json.dump(data, fh, indent=2, default=_jsonable)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")

@@ -3,12 +3,13 @@
 from recap.protocols.extractor import DeploymentSettings, PolicyExtractor
 from recap.protocols.labeler import AdvantageLabeler, EpisodeToLabel, LabelResult
 from recap.protocols.policy import FlowPolicy, Inpainting, Policy
-from recap.protocols.robot import RobotBackend, StepResult, Teleoperator
+from recap.protocols.robot import Demonstrator, RobotBackend, StepResult, Teleoperator
 from recap.protocols.value import ValueEstimator
 
 __all__ = [
     "AdvantageLabeler",
     "DeploymentSettings",
+    "Demonstrator",
     "EpisodeToLabel",
     "FlowPolicy",
     "Inpainting",

@@ -63,3 +63,16 @@ class Teleoperator(Protocol):
     def poll(self, obs: TensorDict) -> torch.Tensor | None:
         """The operator's action ``[action_dim]`` when they have taken over, else ``None``."""
         ...
+
+
+@runtime_checkable
+class Demonstrator(Protocol):
+    """A scripted demonstrator: drives the robot like a policy during collection, one action per tick."""
+
+    def reset(self, task: str, seed: int | None = None) -> None:
+        """Plan the episode of ``task`` (called after the backend's reset)."""
+        ...
+
+    def act(self, obs: TensorDict) -> torch.Tensor:
+        """The next action ``[action_dim]``."""
+        ...

@@ -23,5 +23,5 @@ class ValueEstimator(Protocol):
 
     def predict(self, obs: TensorDict) -> TensorDict:
         """Batch size ``[B]`` TensorDict with ``value`` ``[B]`` and, for distributional estimators,
-        ``logits`` ``[B, bins]``."""
+        ``logits`` ``[B, bins]`` over bins whose values are evenly spaced on [-1, 0], both ends included (Eq. 1)."""
         ...

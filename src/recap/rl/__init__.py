@@ -3,7 +3,7 @@
 No I/O and no modules here; every function documents the equation it implements (DESIGN.md section 2).
 """
 
-from recap.rl.advantages import mc_advantages, nstep_advantages
+from recap.rl.advantages import mc_advantages, nstep_advantages, standardize_advantages
 from recap.rl.metrics import mean_time_to_success, success_rate, throughput_ci, throughput_per_hour
 from recap.rl.returns import (
     episode_rewards,
@@ -34,6 +34,7 @@ __all__ = [
     "normalized_mc_returns_batched",
     "nstep_advantages",
     "returns_to_go",
+    "standardize_advantages",
     "success_rate",
     "threshold_for_fraction",
     "throughput_ci",

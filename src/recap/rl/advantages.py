@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from recap.errors import SchemaError
 from recap.rl._checks import check_finite, check_lengths, check_same_shape
 from recap.rl.returns import returns_to_go, valid_mask
 
@@ -76,3 +77,23 @@ def mc_advantages(returns: torch.Tensor, values: torch.Tensor, lengths: torch.Te
     check_same_shape("returns", returns, "values", values)
     check_finite("values", values)
     return (returns - values) * valid_mask(lengths, values.shape[1])
+
+
+#: added to the batch std before dividing, so a batch of equal advantages standardises to zeros, not NaN
+ADVANTAGE_STD_EPS = 1e-5
+
+
+def standardize_advantages(advantages: torch.Tensor, eps: float = ADVANTAGE_STD_EPS) -> torch.Tensor:
+    """Per-batch standardisation used by AWR and PPO, with no gradient and in float32::
+
+        A_hat = (A - mean_B(A)) / (std_B(A) + eps)      (population std over the batch)
+
+    Args:
+        advantages: ``[B]`` advantages of one training batch (B >= 1, finite).
+        eps: added to the std (see ``ADVANTAGE_STD_EPS``).
+    """
+    if advantages.ndim != 1 or advantages.numel() == 0:
+        raise SchemaError(f"advantages must be a non-empty [B] tensor, got shape {tuple(advantages.shape)}")
+    check_finite("advantages", advantages)
+    adv = advantages.detach().float()
+    return (adv - adv.mean()) / (adv.std(unbiased=False) + eps)

@@ -6,7 +6,7 @@ A chunk sampled from the observation at tick t holds the actions for ticks t, t+
   arrives (d ticks); then execute it from its first action. Costs d ticks of standing still per chunk.
 - ``naive``: request the next chunk after s actions but keep executing the current one; when it arrives
   (d ticks later) switch to it at index d, the action for the current tick. Chunks can disagree: boundary jumps.
-- ``rtc``: like ``naive``, but the next chunk is sampled by guided inpainting (``recap.rollout.rtc``) so its
+- ``rtc``: like ``naive``, but the next chunk is sampled by guided inpainting (``recap.nn.rtc``) so its
   first d actions match the ones executing meanwhile and the rest leans towards the current chunk's plan.
   Needs a ``FlowPolicy``; other policies fall back to ``naive`` with a logged notice.
 

@@ -22,7 +22,7 @@ from tensordict import TensorDict
 from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.protocols import DeploymentSettings, Policy, PolicyExtractor
-from recap.testing.models import FlowMLPConfig, FlowMLPPolicy
+from recap.testing.tiny_policy import mlp_flow_policy
 
 TASK = "choose the good mode"
 
@@ -83,13 +83,12 @@ class Bandit:
         to_bad = (a - torch.tensor(self.bad)).square().sum(-1)
         return (to_good < to_bad).float().mean().item()
 
-    def make_policy(self, *, hidden: int = 128, depth: int = 3, seed: int = 0) -> FlowMLPPolicy:
+    def make_policy(self, *, hidden: int = 128, depth: int = 3, seed: int = 0) -> Policy:
         """A tiny flow policy for the bandit; sampling starts from unit noise so it represents a distribution."""
         torch.manual_seed(seed)
-        config = FlowMLPConfig(
-            hidden=hidden, depth=depth, chunk_size=1, noise_scale=1.0, embed_dim=16, task_buckets=4
+        return mlp_flow_policy(
+            self.spec, hidden=hidden, depth=depth, chunk_size=1, noise_scale=1.0, embed_dim=16, task_buckets=4
         )
-        return FlowMLPPolicy(config, self.spec, None)
 
     def sample_good_fraction(
         self,

@@ -5,7 +5,7 @@
         def extractor(self):
             return MyExtractor(MyConfig())
 
-By default the suite trains the tiny :class:`~recap.testing.models.FlowMLPPolicy` on a synthetic labelled batch;
+By default the suite trains the tiny built-in policy "mlp-flow" (``recap.builtins.mlp_flow``) on a synthetic labelled batch;
 override ``make_policy`` / ``batch`` to run it on another policy (any policy passing ``PolicyConformance``).
 """
 
@@ -21,15 +21,16 @@ from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.errors import LabelError
 from recap.protocols import DeploymentSettings, Policy, PolicyExtractor
-from recap.testing.models import FlowMLPConfig, FlowMLPPolicy
 from recap.testing.policy_suite import make_batch
+from recap.testing.tiny_policy import mlp_flow_policy
 from recap.train.requirements import check_required_keys
 
 #: label keys a batch may carry; an extractor gets only those it declares in ``required_keys``
 LABEL_KEYS = (keys.ADVANTAGE, keys.INDICATOR, keys.MC_RETURN, keys.IS_INTERVENTION)
 
 TINY_SPEC = RobotSpec(cameras=(), state_dim=3, action_dim=2, env_state_dim=0, joint_names=())
-TINY_POLICY = FlowMLPConfig(hidden=32, depth=2, chunk_size=4, embed_dim=8, task_buckets=8)
+#: config fields of the tiny "mlp-flow" policy the suite trains by default
+TINY_POLICY = {"hidden": 32, "depth": 2, "chunk_size": 4, "embed_dim": 8, "task_buckets": 8}
 
 
 def loss_terms(out: TensorDict) -> dict[str, torch.Tensor]:
@@ -49,11 +50,11 @@ class ExtractorConformance:
 
     @pytest.fixture
     def make_policy(self) -> Callable[[], Policy]:
-        return lambda: FlowMLPPolicy(TINY_POLICY, TINY_SPEC, None)
+        return lambda: mlp_flow_policy(TINY_SPEC, **TINY_POLICY)
 
     @pytest.fixture
     def batch(self) -> TensorDict:
-        return make_batch(TINY_SPEC, batch_size=8, chunk_size=TINY_POLICY.chunk_size)
+        return make_batch(TINY_SPEC, batch_size=8, chunk_size=TINY_POLICY["chunk_size"])
 
     @pytest.fixture
     def policy(self, make_policy) -> Policy:

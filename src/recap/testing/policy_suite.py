@@ -28,8 +28,8 @@ from torch import nn
 
 from recap.data import keys
 from recap.data.spec import RobotSpec
+from recap.nn import draw_flow
 from recap.protocols import Policy
-from recap.testing.models import draw_flow
 
 #: keys of a training batch that are not part of an observation
 TRAINING_ONLY_KEYS = (

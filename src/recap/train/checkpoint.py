@@ -69,13 +69,13 @@ def _diff_keys(module: nn.Module, state: dict[str, Any]) -> tuple[list[str], lis
 
 
 def _write_common(
-    directory: Path, module: nn.Module, config: Any, spec: RobotSpec, stats: NormStats | None
+    directory: Path, module: nn.Module, config: Any, spec: RobotSpec, stats: NormStats | None, registry: Any
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(state_dict_for_saving(module), str(tmp))
     os.replace(tmp, directory / WEIGHTS)  # readers never see a half-written weights file
-    recap_config.dump(config, directory / CONFIG)
+    recap_config.dump(config, directory / CONFIG, _registry(registry))
     (directory / SPEC).write_text(json.dumps(spec_to_dict(spec), indent=2))
     if stats is not None:
         stats.save(directory / STATS)
@@ -110,10 +110,11 @@ def save_policy(
     spec: RobotSpec,
     stats: NormStats | None,
     deployment: DeploymentSettings,
+    registry: Any = None,
 ) -> Path:
     """Write a policy checkpoint directory (see the module docstring)."""
     directory = Path(directory)
-    _write_common(directory, policy, config, spec, stats)
+    _write_common(directory, policy, config, spec, stats, registry)
     (directory / DEPLOYMENT).write_text(json.dumps(attrs.asdict(deployment), indent=2))
     return directory
 
@@ -123,7 +124,7 @@ def load_policy(directory: str | Path, registry: Any = None) -> tuple[nn.Module,
     directory = Path(directory)
     reg = _registry(registry)
     config, spec, stats = _read_common(directory, PolicyConfig, reg)
-    policy = reg.get("policy", reg.name_of_config("policy", config)).build(config, spec, stats)
+    policy = reg.build(config, spec, stats)
     load_weights(policy, directory)
     deployment = DeploymentSettings()
     if (directory / DEPLOYMENT).exists():
@@ -137,10 +138,11 @@ def save_value(
     config: ValueEstimatorConfig,
     spec: RobotSpec,
     stats: NormStats | None,
+    registry: Any = None,
 ) -> Path:
     """Write a value-estimator checkpoint directory (see the module docstring)."""
     directory = Path(directory)
-    _write_common(directory, estimator, config, spec, stats)
+    _write_common(directory, estimator, config, spec, stats, registry)
     return directory
 
 
@@ -156,9 +158,7 @@ def load_value(directory: str | Path, registry: Any = None) -> nn.Module:
     directory = Path(directory)
     reg = _registry(registry)
     config, spec, stats = _read_common(directory, ValueEstimatorConfig, reg)
-    estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", config)).build(
-        config, spec, stats
-    )
+    estimator = reg.build(config, spec, stats, registry=reg)
     load_weights(estimator, directory)
     return estimator.eval()
 

@@ -126,12 +126,15 @@ def _store_observations(
         yield m.episode_id, observation(steps, m.task)
 
 
-def build_labeler(config: LabelerConfig | None, registry: Any) -> Any:
-    if config is None:
-        from recap.builtins.labeler import RecapLabelerConfig
+#: the labeler used when none is configured (registered by the built-in plugin ``recap.builtins.labeler``)
+DEFAULT_LABELER = "recap"
 
-        config = RecapLabelerConfig()
-    return registry.get("labeler", registry.name_of_config("labeler", config)).build(config)
+
+def build_labeler(config: LabelerConfig | None, registry: Any) -> Any:
+    """The labeler ``config`` configures; None: the default labeler with its default settings."""
+    if config is None:
+        config = registry.get("labeler", DEFAULT_LABELER).config()
+    return registry.build(config)
 
 
 def label_store(

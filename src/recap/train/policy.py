@@ -18,6 +18,7 @@ from recap.data.schema import EpisodeMeta
 from recap.errors import RecapError
 from recap.train.checkpoint import load_policy, save_policy
 from recap.train.requirements import check_required_keys
+from recap.train.returns import mc_return_columns
 from recap.train.trainer import TrainerConfig, TrainResult, train
 
 #: The finished policy checkpoint inside a training run directory.
@@ -64,32 +65,30 @@ def train_policy(
 
     reg = registry if registry is not None else get_registry()
     out_dir = Path(out_dir)
-    extractor_impl = reg.get("extractor", reg.name_of_config("extractor", extractor)).build(extractor)
+    extractor_impl = reg.build(extractor)
     if init_from is not None:
         model, _ = load_policy(init_from, reg)
         policy_config = _read_policy_config(init_from, reg)
     else:
         policy_config = policy
-        model = reg.get("policy", reg.name_of_config("policy", policy)).build(
-            policy, store.spec, store.norm_stats()
-        )
+        model = reg.build(policy, store.spec, store.norm_stats())
     if getattr(model, "chunk_size", chunk_size) != chunk_size:
         raise RecapError(
             f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
             "set chunk_size to the policy's chunk size"
         )
+    chosen = store.episodes() if episodes is None else list(episodes)
     sampler = WindowSampler(
         store,
         chunk_size=chunk_size,
         batch_size=batch_size,
         seed=trainer.seed,
-        episodes=episodes,
+        episodes=chosen,
         label_set=label_set,
         cameras=getattr(model, "input_cameras", None),  # frames the policy never reads are not copied
+        label_columns=mc_return_columns(chosen, store.max_length_per_task()),
     )
-    check_required_keys(
-        sampler.batch(0), extractor_impl.required_keys, reg.name_of_config("extractor", extractor)
-    )
+    check_required_keys(sampler.batch(0), extractor_impl.required_keys, reg.entry_for(extractor).name)
     if init_from is None and hasattr(model, "fit_to_data"):
         model.fit_to_data(_fit_batch(sampler))
     extractor_impl.setup(model)
@@ -117,6 +116,7 @@ def _fit_batch(sampler: WindowSampler):
         episodes=sampler.episodes,
         label_set=sampler.label_set,
         cameras=sampler.cameras,
+        label_columns=sampler.label_columns,
     )
     return big.batch(0)
 

@@ -1,13 +1,15 @@
-"""What a training batch must hold for an extractor, checked before the first step."""
+"""What a training batch must hold for an extractor: the keys, checked before the first step, and the label
+columns, checked as an extractor reads them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from tensordict import TensorDict
 
 from recap.data import keys
-from recap.errors import LabelError
+from recap.errors import LabelError, SchemaError
 
 #: how each label key comes to be in a batch: which run writes it and how training selects it
 _PRODUCED_BY: dict[str, str] = {
@@ -47,3 +49,29 @@ def check_required_keys(
             f"extractor {extractor!r} needs the batch key {key!r}, but the training batch has only "
             f"{sorted(present)}. Fix: {how}."
         )
+
+
+def advantage_column(batch: TensorDict) -> torch.Tensor:
+    """``batch["advantage"]`` checked: float ``[B]``, finite (what AWR- and PPO-style extractors weight by)."""
+    size = batch.batch_size[0]
+    advantage = batch.get(keys.ADVANTAGE)
+    if advantage.shape != (size,) or not advantage.is_floating_point():
+        raise SchemaError(
+            f"batch[{keys.ADVANTAGE!r}] must be float of shape [{size}], got {advantage.dtype} "
+            f"{tuple(advantage.shape)}; it comes from `recap label`"
+        )
+    if not torch.isfinite(advantage).all():
+        raise SchemaError("batch advantages contain NaN or inf; relabel the store with `recap label`")
+    return advantage
+
+
+def indicator_column(batch: TensorDict) -> torch.Tensor:
+    """``batch["indicator"]`` checked: bool ``[B]`` (the improvement indicator I of a label set)."""
+    size = batch.batch_size[0]
+    indicator = batch.get(keys.INDICATOR)
+    if indicator.shape != (size,) or indicator.dtype != torch.bool:
+        raise SchemaError(
+            f"batch[{keys.INDICATOR!r}] must be bool of shape [{size}], got {indicator.dtype} "
+            f"{tuple(indicator.shape)}; it comes from `recap label`"
+        )
+    return indicator

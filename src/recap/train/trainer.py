@@ -29,22 +29,13 @@ from recap.train import distributed as ddp
 from recap.train import state as ckpt_state
 from recap.train.checkpoint import load_weights
 from recap.train.schedule import EMA, warmup_cosine_lr
+from recap.validators import non_negative, positive
 
 METRICS = "metrics.jsonl"
 RESOLVED_CONFIG = "resolved_config.toml"
 
 LossFn = Callable[[TensorDict], TensorDict]
 BatchFn = Callable[[int, int, int], TensorDict]
-
-
-def _nonneg(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
 
 
 @attrs.frozen
@@ -69,18 +60,18 @@ class TrainerConfig:
         betas: AdamW betas.
     """
 
-    steps: int = attrs.field(default=1000, validator=_positive)
-    lr: float = attrs.field(default=3e-4, validator=_nonneg)
-    weight_decay: float = attrs.field(default=1e-2, validator=_nonneg)
-    warmup_steps: int = attrs.field(default=100, validator=_nonneg)
+    steps: int = attrs.field(default=1000, validator=positive)
+    lr: float = attrs.field(default=3e-4, validator=non_negative)
+    weight_decay: float = attrs.field(default=1e-2, validator=non_negative)
+    warmup_steps: int = attrs.field(default=100, validator=non_negative)
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
-    checkpoint_every: int = attrs.field(default=500, validator=_positive)
-    log_every: int = attrs.field(default=50, validator=_positive)
+    checkpoint_every: int = attrs.field(default=500, validator=positive)
+    log_every: int = attrs.field(default=50, validator=positive)
     seed: int = 0
     progress: bool = True
-    final_lr_ratio: float = attrs.field(default=0.0, validator=_nonneg)
-    keep_checkpoints: int = attrs.field(default=2, validator=_positive)
+    final_lr_ratio: float = attrs.field(default=0.0, validator=non_negative)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
     betas: tuple[float, float] = (0.9, 0.95)
 
 

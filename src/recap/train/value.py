@@ -19,6 +19,7 @@ from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
 from recap.errors import LabelError
 from recap.train.checkpoint import read_value_checkpoint, save_value
+from recap.train.returns import mc_return_columns
 from recap.train.trainer import TrainerConfig, TrainResult, train
 
 #: The finished value checkpoint inside a training run directory (``recap label --value RUN/value``).
@@ -95,13 +96,17 @@ def train_value(
         value, spec, stats = read_value_checkpoint(init_from, reg)
     else:
         spec, stats = store.spec, store.norm_stats()
-    estimator = reg.get("value_estimator", reg.name_of_config("value_estimator", value)).build(
-        value, spec, stats
-    )
+    estimator = reg.build(value, spec, stats, registry=reg)
     if cameras is None:
         cameras = getattr(estimator, "input_cameras", None)
     sampler = WindowSampler(
-        store, chunk_size=1, batch_size=batch_size, seed=trainer.seed, episodes=chosen, cameras=cameras
+        store,
+        chunk_size=1,
+        batch_size=batch_size,
+        seed=trainer.seed,
+        episodes=chosen,
+        cameras=cameras,
+        label_columns=mc_return_columns(chosen, store.max_length_per_task()),
     )
     if init_from is None:
         _fit_to_data(estimator, sampler)
@@ -134,5 +139,6 @@ def _fit_to_data(estimator: Any, sampler: WindowSampler) -> None:
         seed=sampler.seed + 7919,
         episodes=sampler.episodes,
         cameras=sampler.cameras,
+        label_columns=sampler.label_columns,
     )
     fit(big.batch(0))

@@ -10,13 +10,12 @@ trainer's backward works) and the metric ``positive_fraction`` shows it.
 from __future__ import annotations
 
 import attrs
-import torch
 from tensordict import TensorDict
 
 from recap.config import ExtractorConfig
 from recap.data import keys
-from recap.errors import SchemaError
 from recap.protocols import DeploymentSettings, Policy
+from recap.train.requirements import indicator_column
 
 
 @attrs.frozen
@@ -45,13 +44,7 @@ class FilteredBC:
         """Nothing to prepare."""
 
     def loss(self, policy: Policy, batch: TensorDict) -> TensorDict:
-        size = batch.batch_size[0]
-        indicator = batch.get(keys.INDICATOR)
-        if indicator.shape != (size,) or indicator.dtype != torch.bool:
-            raise SchemaError(
-                f"batch[{keys.INDICATOR!r}] must be bool of shape [{size}], got {indicator.dtype} "
-                f"{tuple(indicator.shape)}; it comes from `recap label`"
-            )
+        indicator = indicator_column(batch)
         per_sample = policy.per_sample_loss(batch, None)
         positives = indicator.float().to(per_sample.get("flow"))
         count = positives.sum()

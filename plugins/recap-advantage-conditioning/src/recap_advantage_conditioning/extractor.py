@@ -25,8 +25,8 @@ from tensordict import TensorDict
 
 from recap.config import ExtractorConfig
 from recap.data import keys
-from recap.errors import SchemaError
 from recap.protocols import DeploymentSettings, Policy
+from recap.train.requirements import indicator_column
 
 
 def _unit_interval(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -80,13 +80,7 @@ class AdvantageConditioning:
         size = batch.batch_size[0]
         if self.config.sft:
             return torch.ones(size, dtype=torch.bool, device=batch.device)
-        indicator = batch.get(keys.INDICATOR)
-        if indicator.shape != (size,) or indicator.dtype != torch.bool:
-            raise SchemaError(
-                f"batch[{keys.INDICATOR!r}] must be bool of shape [{size}], got {indicator.dtype} "
-                f"{tuple(indicator.shape)}; it comes from `recap label`"
-            )
-        return indicator
+        return indicator_column(batch)
 
     def loss(self, policy: Policy, batch: TensorDict) -> TensorDict:
         size = batch.batch_size[0]

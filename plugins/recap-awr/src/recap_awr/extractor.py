@@ -23,10 +23,9 @@ from tensordict import TensorDict
 
 from recap.config import ExtractorConfig
 from recap.data import keys
-from recap.errors import SchemaError
 from recap.protocols import DeploymentSettings, Policy
-
-_ADV_EPS = 1e-5
+from recap.rl import standardize_advantages
+from recap.train.requirements import advantage_column
 
 
 @attrs.frozen
@@ -46,9 +45,7 @@ class AWRConfig(ExtractorConfig):
 
 def awr_weights(advantage: torch.Tensor, *, beta: float, w_max: float, normalize: bool) -> torch.Tensor:
     """``min(exp(A_hat / beta), w_max)`` per sample (see the module docstring); no gradient flows through it."""
-    adv = advantage.detach().float()
-    if normalize:
-        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + _ADV_EPS)
+    adv = standardize_advantages(advantage) if normalize else advantage.detach().float()
     # clamp the exponent rather than the weight so large advantages never overflow to inf
     return torch.exp(torch.clamp(adv / beta, max=math.log(w_max)))
 
@@ -67,15 +64,7 @@ class AWR:
         """Nothing to prepare: the loss needs only the current policy."""
 
     def loss(self, policy: Policy, batch: TensorDict) -> TensorDict:
-        size = batch.batch_size[0]
-        advantage = batch.get(keys.ADVANTAGE)
-        if advantage.shape != (size,) or not advantage.is_floating_point():
-            raise SchemaError(
-                f"batch[{keys.ADVANTAGE!r}] must be float of shape [{size}], got {advantage.dtype} "
-                f"{tuple(advantage.shape)}; it comes from `recap label`"
-            )
-        if not torch.isfinite(advantage).all():
-            raise SchemaError("batch advantages contain NaN or inf; relabel the store with `recap label`")
+        advantage = advantage_column(batch)
         cfg = self.config
         weight = awr_weights(advantage, beta=cfg.beta, w_max=cfg.w_max, normalize=cfg.normalize)
         per_sample = policy.per_sample_loss(batch, None)

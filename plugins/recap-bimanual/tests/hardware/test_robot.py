@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -100,6 +101,53 @@ def test_emergency_stop_stops_and_needs_recover(followers, make_robot):
         robot.recover()
         robot.reset("pick")
         assert all(m.torque for m in left.motors.values())
+        assert not robot.step(torch.zeros(14)).done
+
+
+def test_emergency_stop_from_another_thread_stops_the_running_loop(followers, make_robot):
+    """``emergency_stop()`` is called by an operator thread while the control loop steps: when it returns both
+    arms are limp, and no step that starts afterwards runs; recover() makes the robot usable again. The two
+    threads meet through events, not sleeps, so a loaded machine only makes it slower."""
+    left, right = followers
+    moving, stopped = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def operator() -> None:
+        moving.wait()
+        try:
+            robot.emergency_stop()
+        except BaseException as exc:  # reported below: an exception must not die with the thread
+            errors.append(exc)
+        stopped.set()
+
+    with make_robot(left, right) as robot:
+        robot.reset("pick")
+        thread = threading.Thread(target=operator, name="operator")
+        thread.start()
+        target = torch.tensor([0.3, -0.2, 0.4, 0.0, 0.2, 0.0, 1.0] * 2)
+        try:
+            for i in range(5000):  # 100 s at 50 Hz: only a machine that never schedules the operator ends it
+                stop_had_returned = stopped.is_set()
+                if i == 3:
+                    moving.set()
+                try:
+                    robot.step(target)
+                except RobotStopped as exc:
+                    assert "emergency stop" in str(exc)
+                    break
+                assert not stop_had_returned, "a step that started after emergency_stop() returned ran"
+            else:
+                pytest.fail("the control loop never saw the emergency stop")
+        finally:
+            moving.set()
+            thread.join()
+        assert not errors and stopped.is_set()
+        assert not any(m.torque for arm in (left, right) for m in arm.motors.values())
+        with pytest.raises(RobotStopped, match="recover"):
+            robot.reset("pick")
+        robot.recover()
+        robot.reset("pick")
+        assert all(m.torque for arm in (left, right) for m in arm.motors.values())
         assert not robot.step(torch.zeros(14)).done
 
 

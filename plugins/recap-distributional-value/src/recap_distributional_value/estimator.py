@@ -17,8 +17,6 @@ cross-entropy loss and output head and removes that quantisation; one-hot stays 
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import torch
 from tensordict import TensorDict
@@ -28,7 +26,8 @@ from recap.config import ValueEstimatorConfig, ValueNetworkConfig
 from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
-from recap.errors import SchemaError
+from recap.errors import ConfigError, SchemaError
+from recap.hookspecs import Builder
 from recap_distributional_value.bins import TargetKind, bin_centers, expected_value, targets
 from recap_distributional_value.network import ConvMLPConfig, ConvMLPValueNet
 
@@ -50,20 +49,6 @@ class DistributionalValueConfig(ValueEstimatorConfig):
     network: ValueNetworkConfig = attrs.field(factory=ConvMLPConfig)
 
 
-def build_network(
-    config: ValueNetworkConfig, spec: RobotSpec, num_bins: int, stats: NormStats | None
-) -> nn.Module:
-    """Build a value network from the registry (the default network is built without one)."""
-    if type(config) is ConvMLPConfig:
-        return ConvMLPValueNet(config, spec, num_bins, stats)
-    from recap.plugins import get_registry
-
-    reg = get_registry()
-    return reg.get("value_network", reg.name_of_config("value_network", config)).build(
-        config, spec, num_bins, stats
-    )
-
-
 class DistributionalValue(nn.Module):
     """Implements ``recap.protocols.ValueEstimator``: cross-entropy over value bins, expected value out.
 
@@ -79,14 +64,15 @@ class DistributionalValue(nn.Module):
         spec: RobotSpec,
         stats: NormStats | None = None,
         network: nn.Module | None = None,
+        registry: Builder | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.spec = spec
         self.num_bins = config.num_bins
-        self.network = (
-            network if network is not None else build_network(config.network, spec, config.num_bins, stats)
-        )
+        if network is None:
+            network = _build_network(config.network, spec, config.num_bins, stats, registry)
+        self.network = network
         self.register_buffer("centers", bin_centers(config.num_bins), persistent=False)
         self.bin_width = 1.0 / (config.num_bins - 1)
 
@@ -135,7 +121,25 @@ class DistributionalValue(nn.Module):
 
 
 def make_distributional_value(
-    config: DistributionalValueConfig, spec: RobotSpec, stats: NormStats | None, **kwargs: Any
+    config: DistributionalValueConfig, spec: RobotSpec, stats: NormStats | None, /, *, registry: Builder
 ) -> DistributionalValue:
-    """Registry factory ``factory(config, spec, stats) -> ValueEstimator``."""
-    return DistributionalValue(config, spec, stats, **kwargs)
+    """Registry factory ``factory(config, spec, stats, *, registry) -> ValueEstimator``."""
+    return DistributionalValue(config, spec, stats, registry=registry)
+
+
+def _build_network(
+    config: ValueNetworkConfig,
+    spec: RobotSpec,
+    num_bins: int,
+    stats: NormStats | None,
+    registry: Builder | None,
+) -> nn.Module:
+    """The default network directly; any other through the registry the estimator is built from."""
+    if type(config) is ConvMLPConfig:
+        return ConvMLPValueNet(config, spec, num_bins, stats)
+    if registry is None:
+        raise ConfigError(
+            f"value network {type(config).__name__} is a registered plugin: build the estimator through the "
+            "registry (registry.build(config, spec, stats, registry=registry)) or pass the network"
+        )
+    return registry.build(config, spec, num_bins, stats)

@@ -27,6 +27,8 @@ from recap.data import keys, text
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import SchemaError
+from recap.nn import Normalizer, rename_on_load
+from recap.nn.normalizer import DEFAULT_MIN_STD
 
 
 @attrs.frozen
@@ -66,7 +68,7 @@ class ConvMLPConfig(ValueNetworkConfig):
     hidden: int = 256
     depth: int = 2
     dropout: float = 0.0
-    min_std: float = attrs.field(default=0.01, validator=attrs.validators.gt(0.0))
+    min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=attrs.validators.gt(0.0))
 
     def __attrs_post_init__(self) -> None:
         if self.task_embedding == "table" and not self.tasks:
@@ -140,26 +142,20 @@ class ConvEncoder(nn.Module):
 
 
 class VectorEncoder(nn.Module):
-    """Standardised vector -> features; the statistics are buffers so checkpoints carry them."""
+    """Standardised vector -> features; the statistics live in a ``recap.nn.Normalizer`` (buffers, so
+    checkpoints carry them)."""
 
-    def __init__(
-        self, dim: int, features: int, stats: NormStats | None, key: str, min_std: float = 1e-6
-    ) -> None:
+    def __init__(self, dim: int, features: int, stats: NormStats | None, key: str, min_std: float) -> None:
         super().__init__()
-        has = stats is not None and key in stats
-        self.register_buffer("mean", stats[key].mean.clone() if has else torch.zeros(dim))
-        self.register_buffer("std", stats[key].std.clamp_min(min_std).clone() if has else torch.ones(dim))
-        self.key = key
+        feature = stats[key] if stats is not None and key in stats else None
+        self.norm = Normalizer(dim, feature, min_std=min_std, name=key)
+        rename_on_load(self, {"mean": "norm.mean", "std": "norm.std"})  # checkpoints of before recap.nn
         self.net = nn.Sequential(
             nn.Linear(dim, features), nn.GELU(), nn.Linear(features, features), nn.GELU()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.mean.shape[0]:
-            raise SchemaError(
-                f"{self.key} has {x.shape[-1]} dims, the value network expects {self.mean.shape[0]}"
-            )
-        return self.net((x.float() - self.mean) / self.std)
+        return self.net(self.norm.normalize(x.float()))
 
 
 class ConvMLPValueNet(nn.Module):

@@ -11,6 +11,7 @@ import attrs
 from attrs.validators import ge, gt
 
 from recap.config import PolicyConfig, ValueNetworkConfig
+from recap.nn.normalizer import DEFAULT_MIN_STD
 
 
 @attrs.frozen
@@ -77,6 +78,9 @@ class Pi06Config(PolicyConfig):
         uses_env_state: feed ``observation.environment_state`` as one token when the spec has it.
         kv_cache: encode the prefix once into a KV cache when sampling (False re-runs the decoder every step).
         text_tokenizer_path: a local HF ``tokenizers`` JSON file to use instead of fitting one.
+        min_std: floor on the standard deviations that normalise actions and environment state (raw units), as
+            for the MLP policy (``recap.nn.Normalizer``): a joint that barely moves in the demonstrations would
+            otherwise make the robot's own small deviations targets of 10+ standard deviations.
     """
 
     vision: VisionShape = VisionShape()
@@ -95,12 +99,14 @@ class Pi06Config(PolicyConfig):
     uses_env_state: bool = True
     kv_cache: bool = True
     text_tokenizer_path: str = ""
+    min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=gt(0.0))
 
 
 @attrs.frozen
 class Pi06ValueConfig(ValueNetworkConfig):
     """The value-network variant (registered as value network ``pi06-value``): the same vision tower and decoder
-    over ``[images][env][Task: prompt][state bins][VALUE]``, a linear head on the VALUE token gives bin logits."""
+    over ``[images][env][Task: prompt][state bins][VALUE]``, a linear head on the VALUE token gives bin logits.
+    ``min_std`` floors the std that normalises environment state, as in :class:`Pi06Config`."""
 
     vision: VisionShape = VisionShape()
     backbone: DecoderShape = DecoderShape()
@@ -109,6 +115,7 @@ class Pi06ValueConfig(ValueNetworkConfig):
     max_prompt_tokens: int = attrs.field(default=48, validator=ge(1))
     uses_env_state: bool = True
     text_tokenizer_path: str = ""
+    min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=gt(0.0))
 
 
 _TINY_VISION = VisionShape(width=16, depth=1, heads=2, mlp_dim=32, patch_size=8, image_size=16)

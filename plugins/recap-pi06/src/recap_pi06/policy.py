@@ -27,6 +27,7 @@ from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import SchemaError
+from recap.nn import flow_matching_path, masked_chunk_mean
 from recap_pi06.config import Pi06Config
 from recap_pi06.expert import ActionExpert
 from recap_pi06.fast import FastTokenizer
@@ -35,11 +36,6 @@ from recap_pi06.tokens import FAST, INDICATOR, SUBTASK, Tokens, run_decoder
 from recap_pi06.trunk import Trunk, read_texts
 
 INDICATOR_DROPPED = "indicator_dropped"
-
-
-def sample_flow_time(size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """tau ~ Beta(1.5, 1) mapped to [0.001, 1]; Beta(a, 1) has CDF x^a, so tau = U^(1/a) exactly."""
-    return torch.rand(size, generator=generator).pow(1.0 / 1.5) * 0.999 + 0.001
 
 
 class Pi06Policy(nn.Module):
@@ -54,18 +50,7 @@ class Pi06Policy(nn.Module):
         super().__init__()
         self.config, self.spec = config, spec
         self.chunk_size, self.action_dim = config.chunk_size, spec.action_dim
-        self.trunk = Trunk(
-            spec,
-            stats,
-            config.vision,
-            config.backbone,
-            text_vocab=config.text_vocab_size,
-            state_bins=config.state_bins,
-            extra_vocab=config.fast_vocab_size,
-            max_prompt_tokens=config.max_prompt_tokens,
-            uses_env_state=config.uses_env_state,
-            text_tokenizer_path=config.text_tokenizer_path,
-        )
+        self.trunk = Trunk.from_config(config, spec, stats, extra_vocab=config.fast_vocab_size)
         self.fast = FastTokenizer(
             config.chunk_size, spec.action_dim, config.fast_vocab_size, config.fast_scale
         )
@@ -192,22 +177,12 @@ class Pi06Policy(nn.Module):
         subtask = self._segment_nll(hidden, tokens, SUBTASK, 0, self.config.text_vocab_size)
         fast = self._segment_nll(hidden, tokens, FAST, self.fast_offset, self.config.fast_vocab_size)
 
-        if flow_draws is None:
-            noise = torch.randn_like(chunks)
-            tau = sample_flow_time(size).to(chunks)
-        else:
-            noise, tau = flow_draws.get("noise").to(chunks), flow_draws.get("time").to(chunks)
-        t = tau[:, None, None]
-        x_tau = t * noise + (1.0 - t) * chunks
+        x_tau, tau, target_velocity = flow_matching_path(chunks, flow_draws)
         context = [(k[:, :, :ctx_width], v[:, :, :ctx_width]) for k, v in cache]
         ctx_valid = tokens.valid[:, :ctx_width]
         velocity = self.expert(x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1))
-        err = (velocity - (noise - chunks)).square().mean(-1)  # [B, H]
-        if keys.ACTION_IS_PAD in batch:
-            valid = (~batch.get(keys.ACTION_IS_PAD).to(err.device)).float()
-            flow = (err * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
-        else:
-            flow = err.mean(-1)
+        err = (velocity - target_velocity).square().mean(-1)  # [B, H]
+        flow = masked_chunk_mean(err, batch.get(keys.ACTION_IS_PAD) if keys.ACTION_IS_PAD in batch else None)
         return TensorDict({"flow": flow, "fast": fast, "subtask": subtask}, batch_size=[size])
 
     def _segment_nll(

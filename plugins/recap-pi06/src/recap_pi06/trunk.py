@@ -1,5 +1,5 @@
-"""What the policy and the value network share: normalisation, the text tokenizer, the vision tower, the decoder,
-and the observation prefix ``[images][env][Task: prompt (+ metadata). State:][state bins]``.
+"""What the policy and the value network share: normalisation (``recap.nn``), the text tokenizer, the vision
+tower, the decoder, and the observation prefix ``[images][env][Task: prompt (+ metadata). State:][state bins]``.
 
 The embedding table of the decoder holds, in order: text ids ``[0, text_vocab)``, state bins
 ``[text_vocab, text_vocab + state_bins)`` and then any extra family (the policy's FAST ids).
@@ -17,8 +17,9 @@ from recap.data import keys
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import SchemaError
+from recap.nn import FeatureNormalizers, rename_on_load
 from recap_pi06.backbone import Decoder, VisionEncoder
-from recap_pi06.config import DecoderShape, VisionShape
+from recap_pi06.config import DecoderShape, Pi06Config, Pi06ValueConfig, VisionShape
 from recap_pi06.text_tokenizer import TextTokenizer
 from recap_pi06.tokens import ENV, IMAGE, PROMPT, STATE, Tokens
 
@@ -44,41 +45,6 @@ def read_texts(batch: TensorDict, key: str) -> list[str]:
     return [str(v) for v in value]
 
 
-class Normalizer(nn.Module):
-    """Dataset statistics as buffers (they travel with the state dict). Mean/std normalisation for state, action
-    and env state; the state tokens discretise ``[q01, q99]`` mapped to ``[-1, 1]`` (pi0.5)."""
-
-    def __init__(self, spec: RobotSpec, stats: NormStats | None) -> None:
-        super().__init__()
-        dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim, keys.ENV_STATE: spec.env_state_dim}
-        for key, dim in dims.items():
-            mean, std, q01, q99 = torch.zeros(dim), torch.ones(dim), -torch.ones(dim), torch.ones(dim)
-            if stats is not None and key in stats and dim > 0:
-                fs = stats[key]
-                if fs.mean.shape != (dim,):
-                    raise SchemaError(
-                        f"stats for {key!r} have shape {tuple(fs.mean.shape)}, the spec says ({dim},)"
-                    )
-                mean, std, q01, q99 = fs.mean, fs.std.clamp_min(1e-6), fs.q01, fs.q99
-            name = key.replace(".", "_")
-            for stat, value in (("mean", mean), ("std", std), ("q01", q01), ("q99", q99)):
-                self.register_buffer(f"{name}_{stat}", value.float().clone())
-
-    def _get(self, key: str, stat: str) -> torch.Tensor:
-        return getattr(self, f"{key.replace('.', '_')}_{stat}")
-
-    def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        return (x - self._get(key, "mean")) / self._get(key, "std")
-
-    def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        return x * self._get(key, "std") + self._get(key, "mean")
-
-    def state_bins(self, state: torch.Tensor, bins: int) -> torch.Tensor:
-        lo, hi = self._get(keys.STATE, "q01"), self._get(keys.STATE, "q99")
-        unit = (state - lo) / (hi - lo).clamp_min(1e-6)  # [0, 1] inside the 1-99% range
-        return (unit * bins).floor().long().clamp(0, bins - 1)
-
-
 class Trunk(nn.Module):
     """Vision tower + decoder + tokenizer + statistics; builds the observation prefix."""
 
@@ -95,16 +61,44 @@ class Trunk(nn.Module):
         max_prompt_tokens: int,
         uses_env_state: bool,
         text_tokenizer_path: str,
+        min_std: float,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.text_vocab, self.state_bins, self.max_prompt_tokens = text_vocab, state_bins, max_prompt_tokens
         self.uses_env_state = uses_env_state and spec.env_state_dim > 0
-        self.norm = Normalizer(spec, stats)
+        # mean/std for actions and env state; the state tokens discretise [q01, q99] mapped to [-1, 1] (pi0.5)
+        dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim, keys.ENV_STATE: spec.env_state_dim}
+        self.norm = FeatureNormalizers(dims, stats, min_std=min_std, quantiles=True, require_stats=False)
+        rename_on_load(self.norm, self.norm.legacy_flat_keys("", ""))  # checkpoints of before recap.nn
         self.text = TextTokenizer(text_vocab, text_tokenizer_path)
         self.vision = VisionEncoder(vision, decoder.width) if spec.cameras else None
         self.env_proj = nn.Linear(spec.env_state_dim, decoder.width) if self.uses_env_state else None
         self.decoder = Decoder(decoder, text_vocab + state_bins + extra_vocab)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Pi06Config | Pi06ValueConfig,
+        spec: RobotSpec,
+        stats: NormStats | None,
+        *,
+        extra_vocab: int,
+    ) -> Trunk:
+        """The trunk a policy or value network config describes (``extra_vocab``: ids after the state bins)."""
+        return cls(
+            spec,
+            stats,
+            config.vision,
+            config.backbone,
+            text_vocab=config.text_vocab_size,
+            state_bins=config.state_bins,
+            extra_vocab=extra_vocab,
+            max_prompt_tokens=config.max_prompt_tokens,
+            uses_env_state=config.uses_env_state,
+            text_tokenizer_path=config.text_tokenizer_path,
+            min_std=config.min_std,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -141,6 +135,11 @@ class Trunk(nn.Module):
             for t, m in zip(tasks, meta, strict=True)
         ]
 
+    def state_bin_ids(self, state: torch.Tensor) -> torch.Tensor:
+        """Each state dimension's bin in ``[0, state_bins)``: ``[q01, q99]`` split evenly, the tails clamped."""
+        unit = (self.norm.of(keys.STATE).to_quantile_range(state) + 1.0) / 2.0
+        return (unit * self.state_bins).floor().long().clamp(0, self.state_bins - 1)
+
     def prefix(self, obs: TensorDict) -> Tokens:
         """The observation prefix (all ``ar = 0``: bidirectional)."""
         size = obs.batch_size[0]
@@ -164,7 +163,7 @@ class Trunk(nn.Module):
         parts.append(self.text_tokens(rows, False, PROMPT))
         if self.spec.state_dim > 0:
             state = self._tensor(obs, keys.STATE, (self.spec.state_dim,)).float()
-            ids = self.text_vocab + self.norm.state_bins(state, self.state_bins)
+            ids = self.text_vocab + self.state_bin_ids(state)
             valid = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
             parts.append(Tokens.make(self.decoder.embed_tokens(ids), valid, False, STATE, ids))
         return Tokens.cat(parts)

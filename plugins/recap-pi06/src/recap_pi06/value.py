@@ -28,18 +28,7 @@ class Pi06ValueNetwork(nn.Module):
         if num_bins < 2:
             raise ConfigError(f"num_bins must be at least 2, got {num_bins}")
         self.config, self.spec, self.num_bins = config, spec, num_bins
-        self.trunk = Trunk(
-            spec,
-            stats,
-            config.vision,
-            config.backbone,
-            text_vocab=config.text_vocab_size,
-            state_bins=config.state_bins,
-            extra_vocab=0,
-            max_prompt_tokens=config.max_prompt_tokens,
-            uses_env_state=config.uses_env_state,
-            text_tokenizer_path=config.text_tokenizer_path,
-        )
+        self.trunk = Trunk.from_config(config, spec, stats, extra_vocab=0)
         self.head = nn.Linear(config.backbone.width, num_bins)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)

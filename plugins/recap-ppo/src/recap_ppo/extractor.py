@@ -28,8 +28,11 @@ from tensordict import TensorDict
 
 from recap.config import ExtractorConfig
 from recap.data import keys
-from recap.errors import RecapError, SchemaError
+from recap.errors import RecapError
+from recap.nn import draw_flow
 from recap.protocols import DeploymentSettings, Policy
+from recap.rl import standardize_advantages
+from recap.train.requirements import advantage_column
 
 
 @attrs.frozen
@@ -57,13 +60,6 @@ def spo_objective(ratio: torch.Tensor, advantage: torch.Tensor, trust_region: fl
     return (ratio * advantage - advantage.abs() / (2.0 * trust_region) * (ratio - 1.0).square()).mean()
 
 
-def draw_flow(policy: Policy, batch_size: int, device: torch.device) -> TensorDict:
-    """Shared flow draws: eps ~ N(0, I) [B, H, A] and tau ~ Beta(1.5, 1) mapped to [0.001, 1] (pi0)."""
-    noise = torch.randn(batch_size, policy.chunk_size, policy.action_dim, device=device)
-    time = torch.rand(batch_size, device=device).pow(1.0 / 1.5) * 0.999 + 0.001  # inverse CDF of Beta(1.5, 1)
-    return TensorDict({"noise": noise, "time": time}, batch_size=[batch_size])
-
-
 class PPO:
     """Implements ``recap.protocols.PolicyExtractor`` (registered as "ppo")."""
 
@@ -89,18 +85,10 @@ class PPO:
             raise RecapError(
                 "PPO.loss was called before PPO.setup(policy); setup snapshots the reference policy"
             )
-        size = batch.batch_size[0]
-        advantage = batch.get(keys.ADVANTAGE)
-        if advantage.shape != (size,) or not advantage.is_floating_point():
-            raise SchemaError(
-                f"batch[{keys.ADVANTAGE!r}] must be float of shape [{size}], got {advantage.dtype} "
-                f"{tuple(advantage.shape)}; it comes from `recap label`"
-            )
-        adv = advantage.detach().float()
-        if self.config.normalize:
-            adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-5)
+        advantage = advantage_column(batch)
+        adv = standardize_advantages(advantage) if self.config.normalize else advantage.detach().float()
         device = next(iter(policy.parameters())).device
-        draws = draw_flow(policy, size, device)
+        draws = draw_flow(policy, batch.batch_size[0], device=device)
         with torch.no_grad():
             reference = self.reference.per_sample_loss(batch, None, flow_draws=draws)
         current = policy.per_sample_loss(batch, None, flow_draws=draws)

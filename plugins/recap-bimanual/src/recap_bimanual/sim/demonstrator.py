@@ -27,33 +27,24 @@ from tensordict import TensorDict
 
 from recap.config import DemonstratorConfig
 from recap.errors import ConfigError
+from recap.validators import fraction, non_negative
 from recap_bimanual.sim import plans
 from recap_bimanual.sim.backend import AlohaSimBackend
 from recap_bimanual.sim.ik import MocapIK
 from recap_bimanual.sim.trajectory import ArmTarget, Keyframe, Trajectory, interpolate
 
 
-def _probability(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{attribute.name} is a probability and must lie in [0, 1], got {value}")
-
-
-def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ConfigError(f"{attribute.name} must be >= 0, got {value}")
-
-
 @attrs.frozen
 class ScriptedDemonstratorConfig(DemonstratorConfig):
     """Flaws of the scripted demonstrator (all off by default: the flawless demonstrator)."""
 
-    hesitation_prob: float = attrs.field(default=0.0, validator=_probability)
-    hesitation_steps: int = attrs.field(default=25, validator=_non_negative)
-    slowness: float = attrs.field(default=1.0, validator=_non_negative)
-    action_noise: float = attrs.field(default=0.0, validator=_non_negative)
-    loose_grip_prob: float = attrs.field(default=0.0, validator=_probability)
+    hesitation_prob: float = attrs.field(default=0.0, validator=fraction)
+    hesitation_steps: int = attrs.field(default=25, validator=non_negative)
+    slowness: float = attrs.field(default=1.0, validator=non_negative)
+    action_noise: float = attrs.field(default=0.0, validator=non_negative)
+    loose_grip_prob: float = attrs.field(default=0.0, validator=fraction)
     loose_grip_value: float = 0.6
-    bad_grasp_prob: float = attrs.field(default=0.0, validator=_probability)
+    bad_grasp_prob: float = attrs.field(default=0.0, validator=fraction)
     bad_grasp_roll: float = 0.0
     bad_grasp_yaw: float = 45.0
     seed: int = 0

@@ -1,6 +1,9 @@
 """Named loop presets, kept as data: plugin fields name registered implementations and resolve on use, so the
 core never imports a plugin (a missing plugin gives the registry's "no <kind> named ..." error).
 
+A built-in plugin module (``recap.plugins.BUILTIN_PLUGINS``): it names ``LoopConfig`` by path, so loading the
+registry imports neither the loop's configuration nor its trainers.
+
 ``demo``  — the embedded default: the simulated transfer cube with a flawed demonstrator (hesitations and
            grasps that fail after the hand-over), the MLP flow policy on state + privileged cube pose, the
            distributional value, advantage conditioning; one iteration; 25.6 min measured on a 2-core CPU.
@@ -13,8 +16,10 @@ import copy
 from typing import Any
 
 from recap.config import Preset
-from recap.loop.config import LoopConfig
+from recap.hookspecs import RegisterPreset
 from recap.plugins import hookimpl
+
+LOOP_CONFIG = "recap.loop.config:LoopConfig"
 
 
 def _trainer(steps: int, lr: float = 1e-3, warmup: int = 200, checkpoint_every: int = 2000) -> dict[str, Any]:
@@ -133,8 +138,9 @@ def _smoke() -> dict[str, Any]:
 
 
 @hookimpl
-def register_presets(register) -> None:
+def register_presets(register: RegisterPreset) -> None:
     register(
-        "demo", Preset(LoopConfig, DEMO, "Recap on the simulated transfer cube (about 26 min on 2 CPU cores)")
+        "demo",
+        Preset(LOOP_CONFIG, DEMO, "Recap on the simulated transfer cube (about 26 min on 2 CPU cores)"),
     )
-    register("smoke", Preset(LoopConfig, _smoke(), "the demo pipeline with tiny settings (about 2 min)"))
+    register("smoke", Preset(LOOP_CONFIG, _smoke(), "the demo pipeline with tiny settings (about 2 min)"))
