@@ -89,7 +89,7 @@ def build_rollout_parts(
     demonstrator: str | None,
     demonstrator_config: Path | None,
     demonstrator_set: Sequence[str],
-    policy: Path | None,
+    policy: str | Path | None,
     teleoperator: str | None,
     teleoperator_config: Path | None,
     teleoperator_set: Sequence[str],
@@ -103,10 +103,9 @@ def build_rollout_parts(
     robot = entry.build(build_config("backend", backend, backend_config, overrides))
     deployment, version = None, ""
     if policy is not None:
-        from recap.train.checkpoint import load_policy
+        from recap.deploy import open_policy
 
-        actor, deployment = load_policy(policy)
-        version = policy.resolve().name
+        actor, deployment, version = open_policy(policy)
     elif demonstrator is not None:
         config = build_config("demonstrator", demonstrator, demonstrator_config, demonstrator_set)
         actor = registry.get("demonstrator", demonstrator).build(config, robot)
@@ -131,7 +130,7 @@ def collect(
     demonstrator: str | None = "scripted",
     demonstrator_config: Path | None = None,
     demonstrator_set: tuple[str, ...] = (),
-    policy: Path | None = None,
+    policy: str | None = None,
     teleoperator: str | None = None,
     teleoperator_config: Path | None = None,
     teleoperator_set: tuple[str, ...] = (),
@@ -154,7 +153,8 @@ def collect(
         demonstrator: registered demonstrator (ignored when --policy is given).
         demonstrator_config: TOML/JSON file with the demonstrator config.
         demonstrator_set: demonstrator overrides key=value (e.g. bad_grasp_prob=0.3).
-        policy: policy checkpoint directory (recap.train.checkpoint); replaces the demonstrator.
+        policy: policy checkpoint directory (recap.train.checkpoint) or a policy server URL (ws://HOST:PORT,
+            see `recap serve`); replaces the demonstrator.
         teleoperator: registered teleoperator that may intervene (e.g. scripted-expert).
         teleoperator_config: TOML/JSON file with the teleoperator config.
         teleoperator_set: teleoperator overrides key=value.

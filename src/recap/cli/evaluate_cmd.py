@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 from recap.cli.collect_cmd import build_rollout_parts
+from recap.deploy import is_server_url
 from recap.errors import ConfigError
 
 
 def evaluate(
-    policy: Path | None = None,
+    policy: str | None = None,
     episodes: int = 50,
     task: str = "transfer_cube",
     seed: int = 100_000,
@@ -33,7 +34,8 @@ def evaluate(
     """Evaluate on seeds SEED..SEED+EPISODES-1 (fixed, apart from the seeds demonstrations are collected on).
 
     Args:
-        policy: policy checkpoint directory (sampled with its saved deployment settings).
+        policy: policy checkpoint directory (sampled with its saved deployment settings), or a policy server
+            URL ws://HOST:PORT (`recap serve`; sampled with the served checkpoint's settings).
         episodes: number of evaluation episodes.
         task: task name passed to the backend.
         seed: first evaluation seed.
@@ -46,7 +48,8 @@ def evaluate(
         teleoperator_set: teleoperator overrides key=value.
         chunk_execute: actions executed per sampled chunk before re-inferring (default the whole chunk).
         time_limit: maximum control ticks per episode (default: the backend's).
-        output: JSON report path (default: <policy>/eval_<task>.json, or eval_<task>.json here).
+        output: JSON report path (default: <policy>/eval_<task>.json, or eval_<task>.json here for a
+            demonstrator or a policy server).
         progress: show a progress bar.
     """
     from recap.rollout import evaluate as evaluate_episodes
@@ -83,7 +86,8 @@ def evaluate(
     for line in report.lines():
         print(line)
     if output is None:
-        output = (policy if policy is not None else Path(".")) / f"eval_{task}.json"
+        local = policy is not None and not is_server_url(policy)
+        output = (Path(policy) if local else Path(".")) / f"eval_{task}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "policy": str(policy) if policy else None,

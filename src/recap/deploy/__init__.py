@@ -7,7 +7,14 @@ Layer: above ``recap.rollout`` and ``recap.train`` (it loads checkpoints), below
 
 from recap.deploy.adapter import ObservationAdapter
 from recap.deploy.codec import ProtocolError, pack, unpack
-from recap.deploy.remote import RemoteFlowPolicy, RemotePolicy, ServerError, connect_policy, is_server_url
+from recap.deploy.remote import (
+    RemoteFlowPolicy,
+    RemotePolicy,
+    ServerError,
+    connect_policy,
+    is_server_url,
+    open_policy,
+)
 from recap.deploy.server import PolicyServer, is_loopback
 from recap.deploy.service import PolicyService, Request
 
@@ -23,6 +30,7 @@ __all__ = [
     "connect_policy",
     "is_loopback",
     "is_server_url",
+    "open_policy",
     "pack",
     "unpack",
 ]

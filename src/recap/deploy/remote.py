@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -243,3 +244,20 @@ def _spec_of(meta: dict[str, Any], action_dim: int) -> RobotSpec:
         env_state_dim=int(meta.get("env_state_dim", 0)),
         joint_names=names if len(names) == state_dim else (),
     )
+
+
+def open_policy(setting: str | Path, registry: Any = None) -> tuple[Any, DeploymentSettings, str]:
+    """(policy, deployment settings, version) for a ``policy`` setting: a server URL or a checkpoint directory.
+
+    A server's policy comes with the served checkpoint's deployment settings and its policy id as version.
+    """
+    if is_server_url(setting):
+        remote = connect_policy(str(setting))
+        return remote, remote.deployment, remote.policy_id
+    from recap.train.checkpoint import load_policy
+
+    path = Path(setting)
+    if str(setting).startswith(("http://", "https://")):
+        raise ConfigError(f"policy {setting!r}: a policy server URL starts with ws:// (or wss://), not http")
+    policy, deployment = load_policy(path, registry)
+    return policy, deployment, path.resolve().name

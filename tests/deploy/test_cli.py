@@ -1,0 +1,59 @@
+"""`recap collect` / `recap evaluate` with a policy server URL as the policy setting."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+from recap.cli.collect_cmd import collect
+from recap.cli.evaluate_cmd import evaluate
+from recap.config import BackendConfig
+from recap.data import EpisodeStore
+from recap.deploy import PolicyServer, PolicyService
+from recap.errors import ConfigError
+from recap.plugins import load_registry, module_plugin, set_registry
+
+from .clock import SPEC, ClockBackend, ClockPolicy
+
+
+@attrs.frozen
+class ClockBackendConfig(BackendConfig):
+    time_limit: int = 12
+    task: str = "clock"
+
+
+@pytest.fixture
+def clock_registry():
+    plugin = module_plugin(
+        "clock",
+        register_backends=lambda register: register(
+            "clock", lambda c: ClockBackend(time_limit=c.time_limit), config=ClockBackendConfig
+        ),
+    )
+    previous = set_registry(load_registry([plugin], entrypoints=False))
+    yield
+    set_registry(previous)
+
+
+def test_collect_and_evaluate_through_a_policy_server(clock_registry, tmp_path):
+    policy = ClockPolicy(8)
+    with PolicyServer(PolicyService(policy, SPEC, policy_id="clock-abc"), port=0) as server:
+        common = dict(task="clock", backend="clock", policy=server.url, chunk_execute=4, progress=False)
+        assert collect(store=tmp_path / "store", episodes=2, **common) == 0
+        out = tmp_path / "eval.json"
+        assert evaluate(episodes=1, output=out, **common) == 0
+    metas = EpisodeStore.open(tmp_path / "store").episodes()
+    assert len(metas) == 2 and {m.policy_version for m in metas} == {"clock-abc"}
+    assert {m.source for m in metas} == {"autonomous"}
+    report = json.loads(out.read_text())
+    assert report["policy"] == server.url and report["version"] == "clock-abc"
+    assert policy.requests == [0, 4, 8] * 3  # 12 ticks, a chunk every 4, three episodes
+
+
+def test_a_server_that_is_not_there_is_reported(clock_registry, tmp_path):
+    with pytest.raises(ConnectionError, match="cannot reach the policy server at ws://127.0.0.1:9"):
+        evaluate(task="clock", backend="clock", policy="ws://127.0.0.1:9", episodes=1, progress=False)
+    with pytest.raises(ConfigError, match="starts with ws://"):
+        evaluate(task="clock", backend="clock", policy="http://127.0.0.1:9", episodes=1, progress=False)
