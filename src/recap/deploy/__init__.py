@@ -15,7 +15,7 @@ from recap.deploy.remote import (
     is_server_url,
     open_policy,
 )
-from recap.deploy.server import PolicyServer, is_loopback
+from recap.deploy.server import PolicyServer, is_loopback, serving
 from recap.deploy.service import PolicyService, Request
 
 __all__ = [
@@ -32,5 +32,6 @@ __all__ = [
     "is_server_url",
     "open_policy",
     "pack",
+    "serving",
     "unpack",
 ]

@@ -14,6 +14,7 @@ policy call per group of equal sampling settings. Binds 127.0.0.1 by default; an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import http
 import ipaddress
@@ -21,7 +22,10 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import websockets
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
@@ -29,7 +33,7 @@ from websockets.frames import CloseCode
 
 from recap.deploy import codec
 from recap.deploy.codec import ProtocolError
-from recap.deploy.service import PolicyService
+from recap.deploy.service import PolicyService, load_service
 from recap.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -225,3 +229,13 @@ async def _fail(ws: ServerConnection, text: str) -> None:
         await ws.close(code=CloseCode.INTERNAL_ERROR, reason=CLOSE_REASON)
     except websockets.ConnectionClosed:
         pass
+
+
+@contextlib.contextmanager
+def serving(policy_dir: str | Path, *, max_batch: int = 8, registry: Any = None) -> Iterator[str]:
+    """Serve a policy checkpoint on a free loopback port for the duration of the block; yields its URL.
+
+    The loop collects through this when ``collect.serve`` is set: the path a robot would use.
+    """
+    with PolicyServer(load_service(policy_dir, registry=registry), port=0, max_batch=max_batch) as server:
+        yield server.url

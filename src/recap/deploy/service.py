@@ -226,6 +226,7 @@ def load_service(
     indicator: str | None = None,
     guidance: float | None = None,
     device: str = "cpu",
+    registry: Any = None,
 ) -> PolicyService:
     """A service for the policy checkpoint in ``directory``; ``indicator``/``guidance`` override its defaults.
 
@@ -234,7 +235,7 @@ def load_service(
     from recap.train.checkpoint import SPEC, WEIGHTS, load_policy
 
     directory = Path(directory)
-    policy, deployment = load_policy(directory)
+    policy, deployment = load_policy(directory, registry)
     spec = spec_from_dict(json.loads((directory / SPEC).read_text()))
     if indicator is not None:
         if indicator not in INDICATORS:
