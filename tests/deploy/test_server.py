@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 from recap.data import keys
 from recap.deploy import PolicyServer, PolicyService, ProtocolError, RemotePolicy, connect_policy
 from recap.deploy.codec import pack, unpack
-from recap.errors import ConfigError
+from recap.errors import ConfigError, PolicyUnavailableError
 from recap.protocols import FlowPolicy, Inpainting
 from recap.rollout import Execution, run_episode
 
@@ -225,3 +225,15 @@ def test_server_killed_mid_episode_holds_then_resumes_in_order():
     # after the outage the first chunk starts afresh; from the next one on the action for tick t runs at t
     joined = [c.start_tick for c in log.chunks if c.request_tick >= back][1]
     assert stamps[joined:] == [float(t) for t in range(joined, 90)]
+
+
+def test_a_reply_that_does_not_come_counts_as_a_lost_server():
+    policy = _GatedPolicy()  # never answers until released
+    with PolicyServer(PolicyService(policy, CLOCK_SPEC), port=0) as server:
+        remote = RemotePolicy(server.url, reply_timeout_s=0.2)
+        with pytest.raises(PolicyUnavailableError, match="lost the policy server"):
+            remote.infer({"state": np.zeros(14, np.float32), "prompt": "clock"})
+        policy.gate.set()
+        state = np.zeros(14, np.float32)
+        state[1] = 7
+        assert remote.infer({"state": state, "prompt": "clock"})["actions"][0, 1] == 7  # reconnected, fresh

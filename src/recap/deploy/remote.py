@@ -44,7 +44,11 @@ def is_server_url(setting: object) -> bool:
 
 
 class RemotePolicy:
-    """The Policy protocol over the openpi WebSocket protocol (inference only; it cannot be trained)."""
+    """The Policy protocol over the openpi WebSocket protocol (inference only; it cannot be trained).
+
+    A request without a reply within ``reply_timeout_s`` counts as a lost server: the connection is dropped
+    (so a late reply cannot be mistaken for the next one) and ``PolicyUnavailableError`` raised.
+    """
 
     def __init__(
         self,
@@ -53,6 +57,7 @@ class RemotePolicy:
         api_key: str | None = None,
         adapter: ObservationAdapter | None = None,
         open_timeout_s: float = 10.0,
+        reply_timeout_s: float | None = 30.0,
         metadata: dict[str, Any] | None = None,
         connection: ClientConnection | None = None,
     ):
@@ -60,6 +65,7 @@ class RemotePolicy:
         if not is_server_url(url):
             raise ConfigError(f"a policy server URL starts with ws:// or wss://, got {url!r}")
         self.url, self.adapter, self.open_timeout_s = url, adapter or ObservationAdapter(), open_timeout_s
+        self.reply_timeout_s = reply_timeout_s
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self._ws: ClientConnection | None = connection
         self.metadata = metadata if metadata is not None and connection is not None else self._connect()
@@ -122,8 +128,8 @@ class RemotePolicy:
         assert self._ws is not None
         try:
             self._ws.send(codec.pack(request))
-            reply = self._ws.recv()
-        except (OSError, websockets.ConnectionClosed) as exc:
+            reply = self._ws.recv(timeout=self.reply_timeout_s)
+        except (OSError, TimeoutError, websockets.ConnectionClosed) as exc:  # a late reply is never used
             self.close()
             raise PolicyUnavailableError(f"lost the policy server at {self.url}: {exc}") from None
         if isinstance(reply, str):
