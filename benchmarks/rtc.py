@@ -36,13 +36,13 @@ ARM_JOINTS = [i for i in range(14) if i not in (6, 13)]  # grippers are 0..1, no
 BACKEND = {"task": TASK, "cameras": [], "privileged_state": True, "time_limit": 400}
 
 
-def build(kind: str, name: str, settings: dict, *args):
-    entry = get_registry().get(kind, name)
-    return entry.build(config_io.from_dict(entry.config, settings), *args)
-
-
 def config(kind: str, name: str, settings: dict):
-    return config_io.from_dict(get_registry().get(kind, name).config, settings)
+    registry = get_registry()
+    return config_io.from_dict(registry.get(kind, name).config, settings, registry)
+
+
+def build(kind: str, name: str, settings: dict, *args):
+    return get_registry().build(config(kind, name, settings), *args)
 
 
 def train_demo_policy(workdir: Path, demos: int, steps: int) -> Path:
