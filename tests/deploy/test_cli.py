@@ -57,3 +57,21 @@ def test_a_server_that_is_not_there_is_reported(clock_registry, tmp_path):
         evaluate(task="clock", backend="clock", policy="ws://127.0.0.1:9", episodes=1, progress=False)
     with pytest.raises(ConfigError, match="starts with ws://"):
         evaluate(task="clock", backend="clock", policy="http://127.0.0.1:9", episodes=1, progress=False)
+
+
+def test_serve_refuses_other_addresses_without_a_key(checkpoint, capsys, monkeypatch):
+    from recap.cli.main import main
+
+    monkeypatch.delenv("RECAP_API_KEY", raising=False)
+    assert main(["serve", str(checkpoint), "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "set an API key" in capsys.readouterr().err
+
+
+def test_serving_a_checkpoint_on_loopback(checkpoint):
+    from recap.deploy import connect_policy, serving
+
+    with serving(checkpoint) as url:
+        assert url.startswith("ws://127.0.0.1:")
+        remote = connect_policy(url)
+        assert remote.policy_id.startswith("policy-") and remote.chunk_size == 10
+        remote.close()
