@@ -89,25 +89,34 @@ class PolicyServer:
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve until interrupted."""
+        """Serve until ``stop()`` (or Ctrl-C); a failure to bind is raised."""
         asyncio.run(self._serve())
+        if self._error is not None:
+            raise ConfigError(f"cannot serve on {self.host}:{self.port}: {self._error}")
 
     def start(self, timeout_s: float = 30.0) -> PolicyServer:
         """Serve from a background thread; returns once the port is bound (``port=0`` picks a free one)."""
         self._started.clear()
         self._error = None
-        self._thread = threading.Thread(target=self.run, name="recap-policy-server", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve()), name="recap-policy-server", daemon=True
+        )
         self._thread.start()
         if not self._started.wait(timeout_s) or self._error is not None:
-            raise RuntimeError(f"the policy server did not start: {self._error}")
+            self._thread.join(timeout_s)
+            self._thread = None
+            raise ConfigError(
+                f"cannot serve on {self.host}:{self.port}: {self._error or 'start-up timed out'}"
+            )
         return self
 
     def stop(self) -> None:
         """Close every connection and the port (a later ``start`` serves again on the same port)."""
-        if self._loop is not None and self._stop is not None:
+        if self._thread is None:
+            return
+        if self._thread.is_alive() and self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
         self._thread = None
 
     @property
@@ -145,10 +154,9 @@ class PolicyServer:
                 log.info("serving %s on %s", self.service.policy_id, self.url)
                 self._started.set()
                 await self._stop.wait()
-        except BaseException as exc:
+        except OSError as exc:  # the port is taken or the address is not ours: reported by start()/run()
             self._error = exc
             self._started.set()
-            raise
         finally:
             batcher.cancel()
             executor.shutdown(wait=True)
