@@ -30,8 +30,9 @@ from pathlib import Path
 import attrs
 
 from recap import config as recap_config
-from recap.loop import experience
+from recap.loop.experience import evaluate_policy
 from recap.loop.recap_loop import STORE, run_loop
+from recap.loop.run import LoopRun
 from recap.loop.stages import StageRunner
 from recap.plugins import get_registry
 from recap.train.policy import POLICY_DIR, train_policy
@@ -75,7 +76,10 @@ def main() -> int:
 
     store = EpisodeStore.open(loop.run_dir / STORE)
     task_eps = store.episodes(task=cfg.task)
-    runner.run("eval-pretrained", lambda d: experience.evaluate(cfg, pi_pre, d, reg, "pre-trained (I = 1)"))
+    run = LoopRun.start(cfg, reg, print)
+    runner.run(
+        "eval-pretrained", lambda d: evaluate_policy(run, d, policy=pi_pre, label="pre-trained (I = 1)")
+    )
     arms: dict[str, Path] = {
         "SFT": loop.run_dir / "stages" / "eval-0",
         "pre-trained, before SFT (I = 1)": runner.dir("eval-pretrained"),
@@ -88,8 +92,8 @@ def main() -> int:
         name = f"cfg-{beta:g}"
         runner.run(
             name,
-            lambda d, b=beta: experience.evaluate(
-                cfg, recap_policy, d, reg, f"Recap CFG beta={b:g}", guidance=b
+            lambda d, b=beta: evaluate_policy(
+                run, d, policy=recap_policy, label=f"Recap CFG beta={b:g}", guidance=b
             ),
         )
         arms[f"Recap iteration {last}, CFG (beta={beta:g})"] = runner.dir(name)
@@ -118,8 +122,8 @@ def main() -> int:
         )
         runner.run(
             f"eval-{key}",
-            lambda d, k=key, a=arm: experience.evaluate(
-                cfg, runner.dir(f"train-{k}") / POLICY_DIR, d, reg, a
+            lambda d, k=key, a=arm: evaluate_policy(
+                run, d, policy=runner.dir(f"train-{k}") / POLICY_DIR, label=a
             ),
         )
         arms[arm] = runner.dir(f"eval-{key}")

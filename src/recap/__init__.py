@@ -1,8 +1,8 @@
 """recap: improve robot policies by reinforcement learning from their own experience (pi*0.6 / Recap).
 
-Layers, bottom to top (a layer imports only from layers below it):
-``recap.data`` -> ``recap.rl`` -> ``recap.protocols`` -> ``recap.hookspecs`` / ``recap.plugins``
--> ``recap.train``, ``recap.rollout``, ``recap.loop`` -> ``recap.cli``.
+The packages are layers, each importing only from the layers below it: ``.importlinter`` at the repository
+root states the order and ``nox -s lint`` checks it (docs/architecture.md explains it). ``recap.builtins`` is an
+in-tree plugin: the core never imports it, nor any plugin package.
 """
 
 from importlib.metadata import PackageNotFoundError, version

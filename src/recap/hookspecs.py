@@ -5,17 +5,19 @@ refuses duplicate names and remembers which distribution supplied each entry. A 
 distribution's ``[project.entry-points.recap]`` table that implements some of these hooks with
 :data:`hookimpl`::
 
+    from recap.hookspecs import RegisterExtractor
     from recap.plugins import hookimpl
 
     @hookimpl
-    def register_extractors(register):
+    def register_extractors(register: RegisterExtractor) -> None:
         register("filtered-bc", FilteredBC, config=FilteredBCConfig)
 
 ``register(name, factory, *, config)`` takes a unique name, a factory and the factory's frozen attrs config
 class, a subclass of the kind's base in ``recap.config`` (``ExtractorConfig`` here). The core builds an entry
 with ``registry.build(config, *args)``: the entry whose config class is ``type(config)``, called as
-``factory(config, *args)``. Each kind's factory signature is a ``Protocol`` below (``PolicyFactory``, ...);
-parameters are positional-only, so a factory may name them as it likes.
+``factory(config, *args)``. Each kind has a ``Protocol`` for its factory (``ExtractorFactory``, ...; parameters
+are positional-only, so a factory may name them as it likes) and one for its callback (``RegisterExtractor``,
+...), which a hook implementation may use to annotate ``register``.
 """
 
 from __future__ import annotations
@@ -55,18 +57,16 @@ PROJECT = "recap"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-FactoryT = TypeVar("FactoryT", contravariant=True)
-ConfigT = TypeVar("ConfigT", bound="PluginConfig", contravariant=True)
-
-
-class Register(Protocol[FactoryT, ConfigT]):
-    """The ``register`` callback of a hook: ``register(name, factory, *, config)``.
-
-    ``name`` is unique within the kind; ``config`` is the factory's config class (the entry that
-    ``registry.build(config_instance, ...)`` picks when ``type(config_instance) is config``).
-    """
-
-    def __call__(self, name: str, factory: FactoryT, *, config: type[ConfigT]) -> None: ...
+# Each factory protocol is generic in the config class it takes (a plugin's factory takes its own config
+# subclass); each kind's ``register`` ties the factory to the ``config`` class registered with it.
+PolicyC = TypeVar("PolicyC", bound="PolicyConfig", contravariant=True)
+ValueNetworkC = TypeVar("ValueNetworkC", bound="ValueNetworkConfig", contravariant=True)
+ValueEstimatorC = TypeVar("ValueEstimatorC", bound="ValueEstimatorConfig", contravariant=True)
+LabelerC = TypeVar("LabelerC", bound="LabelerConfig", contravariant=True)
+ExtractorC = TypeVar("ExtractorC", bound="ExtractorConfig", contravariant=True)
+BackendC = TypeVar("BackendC", bound="BackendConfig", contravariant=True)
+TeleoperatorC = TypeVar("TeleoperatorC", bound="TeleoperatorConfig", contravariant=True)
+DemonstratorC = TypeVar("DemonstratorC", bound="DemonstratorConfig", contravariant=True)
 
 
 class Builder(Protocol):
@@ -75,40 +75,82 @@ class Builder(Protocol):
     def build(self, config: PluginConfig, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
-class PolicyFactory(Protocol):
-    def __call__(self, config: PolicyConfig, spec: RobotSpec, stats: NormStats | None, /) -> Policy: ...
+class PolicyFactory(Protocol[PolicyC]):
+    def __call__(self, config: PolicyC, spec: RobotSpec, stats: NormStats | None, /) -> Policy: ...
 
 
-class ValueNetworkFactory(Protocol):
+class RegisterPolicy(Protocol):
+    def __call__(self, name: str, factory: PolicyFactory[PolicyC], *, config: type[PolicyC]) -> None: ...
+
+
+class ValueNetworkFactory(Protocol[ValueNetworkC]):
     def __call__(
-        self, config: ValueNetworkConfig, spec: RobotSpec, num_bins: int, stats: NormStats | None, /
+        self, config: ValueNetworkC, spec: RobotSpec, num_bins: int, stats: NormStats | None, /
     ) -> nn.Module: ...
 
 
-class ValueEstimatorFactory(Protocol):
+class RegisterValueNetwork(Protocol):
     def __call__(
-        self, config: ValueEstimatorConfig, spec: RobotSpec, stats: NormStats | None, /, *, registry: Builder
+        self, name: str, factory: ValueNetworkFactory[ValueNetworkC], *, config: type[ValueNetworkC]
+    ) -> None: ...
+
+
+class ValueEstimatorFactory(Protocol[ValueEstimatorC]):
+    def __call__(
+        self, config: ValueEstimatorC, spec: RobotSpec, stats: NormStats | None, /, *, registry: Builder
     ) -> ValueEstimator: ...
 
 
-class LabelerFactory(Protocol):
-    def __call__(self, config: LabelerConfig, /) -> AdvantageLabeler: ...
+class RegisterValueEstimator(Protocol):
+    def __call__(
+        self, name: str, factory: ValueEstimatorFactory[ValueEstimatorC], *, config: type[ValueEstimatorC]
+    ) -> None: ...
 
 
-class ExtractorFactory(Protocol):
-    def __call__(self, config: ExtractorConfig, /) -> PolicyExtractor: ...
+class LabelerFactory(Protocol[LabelerC]):
+    def __call__(self, config: LabelerC, /) -> AdvantageLabeler: ...
 
 
-class BackendFactory(Protocol):
-    def __call__(self, config: BackendConfig, /) -> RobotBackend: ...
+class RegisterLabeler(Protocol):
+    def __call__(self, name: str, factory: LabelerFactory[LabelerC], *, config: type[LabelerC]) -> None: ...
 
 
-class TeleoperatorFactory(Protocol):
-    def __call__(self, config: TeleoperatorConfig, backend: RobotBackend, /) -> Teleoperator: ...
+class ExtractorFactory(Protocol[ExtractorC]):
+    def __call__(self, config: ExtractorC, /) -> PolicyExtractor: ...
 
 
-class DemonstratorFactory(Protocol):
-    def __call__(self, config: DemonstratorConfig, backend: RobotBackend, /) -> Demonstrator: ...
+class RegisterExtractor(Protocol):
+    def __call__(
+        self, name: str, factory: ExtractorFactory[ExtractorC], *, config: type[ExtractorC]
+    ) -> None: ...
+
+
+class BackendFactory(Protocol[BackendC]):
+    def __call__(self, config: BackendC, /) -> RobotBackend: ...
+
+
+class RegisterBackend(Protocol):
+    def __call__(self, name: str, factory: BackendFactory[BackendC], *, config: type[BackendC]) -> None: ...
+
+
+class TeleoperatorFactory(Protocol[TeleoperatorC]):
+    def __call__(self, config: TeleoperatorC, backend: RobotBackend, /) -> Teleoperator: ...
+
+
+class RegisterTeleoperator(Protocol):
+    def __call__(
+        self, name: str, factory: TeleoperatorFactory[TeleoperatorC], *, config: type[TeleoperatorC]
+    ) -> None: ...
+
+
+class DemonstratorFactory(Protocol[DemonstratorC]):
+    def __call__(self, config: DemonstratorC, backend: RobotBackend, /) -> Demonstrator: ...
+
+
+class RegisterDemonstrator(Protocol):
+    def __call__(
+        self, name: str, factory: DemonstratorFactory[DemonstratorC], *, config: type[DemonstratorC]
+    ) -> None: ...
 
 
 class RegisterPreset(Protocol):
@@ -119,50 +161,50 @@ class RegisterPreset(Protocol):
 
 
 @hookspec
-def register_policies(register: Register[PolicyFactory, PolicyConfig]) -> None:
+def register_policies(register: RegisterPolicy) -> None:
     """Called once when the registry loads. Register policies: ``factory(config, spec, stats) -> Policy`` with
     ``spec`` the ``RobotSpec`` and ``stats`` the dataset's ``NormStats`` (None before any data exists)."""
 
 
 @hookspec
-def register_value_networks(register: Register[ValueNetworkFactory, ValueNetworkConfig]) -> None:
+def register_value_networks(register: RegisterValueNetwork) -> None:
     """Called once when the registry loads. Register networks that map an observation batch to value-bin
     logits: ``factory(config, spec, num_bins, stats) -> nn.Module`` whose ``forward(obs)`` returns
     ``Tensor[B, num_bins]``."""
 
 
 @hookspec
-def register_value_estimators(register: Register[ValueEstimatorFactory, ValueEstimatorConfig]) -> None:
+def register_value_estimators(register: RegisterValueEstimator) -> None:
     """Called once when the registry loads. Register critics: ``factory(config, spec, stats, *, registry) ->
     ValueEstimator``; ``registry`` is the registry building it (build a value network with
     ``registry.build(network_config, spec, num_bins, stats)``)."""
 
 
 @hookspec
-def register_labelers(register: Register[LabelerFactory, LabelerConfig]) -> None:
+def register_labelers(register: RegisterLabeler) -> None:
     """Called once when the registry loads. Register advantage labelers: ``factory(config) ->
     AdvantageLabeler``."""
 
 
 @hookspec
-def register_extractors(register: Register[ExtractorFactory, ExtractorConfig]) -> None:
+def register_extractors(register: RegisterExtractor) -> None:
     """Called once when the registry loads. Register policy extractors: ``factory(config) ->
     PolicyExtractor``."""
 
 
 @hookspec
-def register_backends(register: Register[BackendFactory, BackendConfig]) -> None:
+def register_backends(register: RegisterBackend) -> None:
     """Called once when the registry loads. Register robot backends: ``factory(config) -> RobotBackend``."""
 
 
 @hookspec
-def register_teleoperators(register: Register[TeleoperatorFactory, TeleoperatorConfig]) -> None:
+def register_teleoperators(register: RegisterTeleoperator) -> None:
     """Called once when the registry loads. Register teleoperators (humans or scripted experts):
     ``factory(config, backend) -> Teleoperator``."""
 
 
 @hookspec
-def register_demonstrators(register: Register[DemonstratorFactory, DemonstratorConfig]) -> None:
+def register_demonstrators(register: RegisterDemonstrator) -> None:
     """Called once when the registry loads. Register scripted demonstrators, which drive the robot like a
     policy during collection: ``factory(config, backend) -> Demonstrator``."""
 

@@ -155,6 +155,13 @@ class Registry:
                 f"{entry.distribution} {entry.version}) tried to register it again. Rename one of them or "
                 "disable a plugin with RECAP_DISABLE_PLUGINS."
             )
+        shared = [e for e in table.values() if entry.kind != "preset" and e.config is entry.config]
+        if shared:
+            raise PluginError(
+                f"{entry.kind} {entry.name!r} from plugin {entry.plugin!r}: its config class "
+                f"{entry.config.__name__} is already registered as {entry.kind} {shared[0].name!r} by plugin "
+                f"{shared[0].plugin!r}; each name needs its own config class (a config is built and saved by it)"
+            )
         table[entry.name] = entry
 
     def remove_plugin(self, plugin: str) -> None:
@@ -191,7 +198,9 @@ def _unknown_hooks(module: object) -> list[str]:
 
 def _register_callback(
     registry: Registry, kind: str, plugin: str, dist: str, ver: str
-) -> hookspecs.Register[Any, Any] | hookspecs.RegisterPreset:
+) -> Callable[..., None]:
+    """The ``register`` callback handed to ``kind``'s hook (its signature: ``recap.hookspecs.Register<Kind>``)."""
+
     def register(name: str, factory: Any, *, config: type[PluginConfig]) -> None:
         _check_name(name)
         if not (isinstance(config, type) and attrs.has(config)):

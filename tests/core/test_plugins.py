@@ -129,6 +129,18 @@ def test_duplicate_refused_naming_both(recwarn):
     assert "second" not in reg.plugins
 
 
+def test_a_config_class_serves_one_name_only():
+    def register_extractors(register):
+        register("one", lambda cfg: cfg, config=DummyConfig)
+        register("alias", lambda cfg: cfg, config=DummyConfig)
+
+    with pytest.warns(RuntimeWarning, match="already registered as extractor 'one'"):
+        reg = load_registry(
+            [module_plugin("twice", register_extractors=register_extractors)], entrypoints=False
+        )
+    assert "one" not in reg.names("extractor") and "alias" not in reg.names("extractor")
+
+
 def test_broken_plugin_named_and_skipped():
     with pytest.warns(RuntimeWarning, match="no_such_module_xyz"):
         reg = load_registry(

@@ -5,6 +5,7 @@ import pytest
 import torch
 from data_episodes import SPEC, make_steps
 
+from recap.data import episode_files as ef
 from recap.data import keys
 from recap.data.spec import aloha_spec
 from recap.data.store import EpisodeStore
@@ -44,6 +45,46 @@ def test_queries_filter_by_every_field(filled):
     assert len(filled.episodes(policy_version="v2")) == 2
     assert filled.episodes(robot_id="nobody") == []
     assert filled.max_length_per_task() == {"pick": 9, "place": 7}
+
+
+def test_provenance_is_recorded_read_back_and_filtered(store):
+    store.add(make_steps(3, 0), task="pick", source="demonstration", iteration=0, stage="demos", seed=5)
+    store.add(make_steps(4, 1), task="pick", source="autonomous", iteration=1, stage="collect-1", seed=9)
+    store.add(make_steps(5, 2), task="pick", source="autonomous")
+    reopened = EpisodeStore.open(store.root)
+    assert [(m.iteration, m.stage, m.seed) for m in reopened.episodes()] == [
+        (0, "demos", 5),
+        (1, "collect-1", 9),
+        (None, None, None),
+    ]
+    assert [m.length for m in reopened.episodes(iteration=1)] == [4]
+    assert [m.seed for m in reopened.episodes(stage="demos")] == [5]
+    assert reopened.verify() == {}  # the provenance is part of the hashed fields
+
+
+@pytest.mark.parametrize(
+    "bad", [{"iteration": -1}, {"iteration": "1"}, {"seed": True}, {"seed": 1.5}, {"stage": ""}]
+)
+def test_bad_provenance_is_refused(store, bad):
+    with pytest.raises(SchemaError, match=next(iter(bad))):
+        store.add(make_steps(3, 0), task="pick", source="autonomous", **bad)
+
+
+def test_store_written_before_provenance_still_opens(store):
+    """An episode committed by the writer before provenance existed: its meta.json has no such fields."""
+    meta = store.add(make_steps(3, 0), task="pick", source="demonstration", policy_version="v0")
+    path = store.root / "episodes" / meta.episode_id / "meta.json"
+    raw = json.loads(path.read_text())
+    old_fields = [f for f in raw["hashed_fields"] if f not in ("iteration", "stage", "seed")]
+    for field in ("iteration", "stage", "seed"):
+        del raw[field]
+    raw["hashed_fields"] = old_fields
+    raw["content_hash"] = ef.content_hash(raw["arrays"], {f: raw[f] for f in old_fields})
+    path.write_text(json.dumps(raw))
+    reopened = EpisodeStore.open(store.root)
+    old = reopened.meta(meta.episode_id)
+    assert (old.iteration, old.stage, old.seed, old.policy_version) == (None, None, None, "v0")
+    assert reopened.verify() == {} and reopened.episodes(iteration=0) == []
 
 
 def test_success_labels_are_corrected_with_history(filled):

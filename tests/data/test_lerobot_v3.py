@@ -25,6 +25,11 @@ def source(tmp_path):
         (9, "pick", "autonomous", False, None),
         (4, "place", "correction", None, ["fix"] * 4),
     ]
+    provenance = [
+        {"iteration": 0, "stage": "demos", "seed": 3},
+        {"iteration": 2, "stage": "collect-2", "seed": 41},
+        {},  # recorded outside the loop
+    ]
     for i, (n, task, src, success, subtasks) in enumerate(rows):
         store.add(
             make_steps(n, i, SPEC),
@@ -34,6 +39,7 @@ def source(tmp_path):
             subtasks=subtasks,
             policy_version=f"v{i}",
             robot_id="arm-2",
+            **provenance[i],
         )
     return store
 
@@ -48,7 +54,13 @@ def _round_trip(source, tmp_path, codec):
 def test_round_trip_keeps_episodes_and_metadata(source, tmp_path, codec):
     back, added = _round_trip(source, tmp_path, codec)
     assert len(added) == 3 and back.spec == source.spec
-    assert back.episodes() == source.episodes()  # ids, task, success, source, versions, robot, fps, length
+    # ids, task, success, source, versions, robot, fps, length and the loop provenance
+    assert back.episodes() == source.episodes()
+    assert [(m.iteration, m.stage, m.seed) for m in back.episodes()] == [
+        (0, "demos", 3),
+        (2, "collect-2", 41),
+        (None, None, None),
+    ]
     for m in source.episodes():
         a, b = source.load(m.episode_id), back.load(m.episode_id)
         assert a.subtasks == b.subtasks

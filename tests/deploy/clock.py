@@ -57,7 +57,7 @@ class ClockPolicy(torch.nn.Module):
 
     def __init__(self, chunk_size: int = 8):
         super().__init__()
-        self.chunk_size, self.action_dim = chunk_size, 14
+        self.chunk_size, self.action_dim, self.input_cameras = chunk_size, 14, ()
         self.requests: list[int] = []
 
     def per_sample_loss(self, batch, indicator, *, flow_draws=None):

@@ -59,7 +59,19 @@ class Served:
     """A `recap serve` subprocess; ``url`` once it listens."""
 
     def __init__(self, checkpoint: Path, *args: str, env: dict[str, str] | None = None):
-        command = [sys.executable, "-m", "recap.cli.main", "serve", str(checkpoint), "--port", "0", *args]
+        # one inference thread: spinning BLAS threads on a busy machine would only fight the clients
+        command = [
+            sys.executable,
+            "-m",
+            "recap.cli.main",
+            "serve",
+            str(checkpoint),
+            "--port",
+            "0",
+            "--threads",
+            "1",
+        ]
+        command += list(args)
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

@@ -241,6 +241,8 @@ def test_a_reply_that_does_not_come_counts_as_a_lost_server():
 
 def test_a_port_in_use_is_reported():
     service = PolicyService(ClockPolicy(8), CLOCK_SPEC)
-    with PolicyServer(service, port=0) as first:
-        with pytest.raises(ConfigError, match=f"cannot serve on 127.0.0.1:{first.port}"):
-            PolicyServer(service, port=first.port).start()
+    with (
+        PolicyServer(service, port=0) as first,
+        pytest.raises(ConfigError, match=f"cannot serve on 127.0.0.1:{first.port}"),
+    ):
+        PolicyServer(service, port=first.port).start()

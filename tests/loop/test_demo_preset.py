@@ -39,7 +39,7 @@ def registry():
 def test_demo_preset_resolves_to_the_documented_pipeline(registry):
     cfg = recap_config.resolve_preset("demo", registry)
     names = {
-        field: registry.name_of_config(getattr(cfg, field).kind, getattr(cfg, field))
+        field: registry.entry_for(getattr(cfg, field)).name
         for field in ("backend", "demonstrator", "policy", "value", "extractor", "sft_extractor")
     }
     assert names == {

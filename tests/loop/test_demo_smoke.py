@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from recap.train.state import checkpoint_dirs
+
 NEEDED = ("recap_bimanual", "recap_distributional_value", "recap_advantage_conditioning")
 pytestmark = [
     pytest.mark.slow,
@@ -48,10 +50,11 @@ def _recap(*args: str) -> list[str]:
 def _kill_during_policy_pretrain(out: Path) -> None:
     proc = subprocess.Popen(_recap("loop", "smoke", "--out", str(out), *TINY), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    ckpts = out / "stages" / "policy-pretrain" / "train" / "checkpoints"
+    train_dir = out / "stages" / "policy-pretrain" / "train"
     deadline = time.monotonic() + 600
     try:
-        while not (ckpts.exists() and any(ckpts.iterdir())):
+        # a committed checkpoint, not the temporary directory it is written in (killed then, none would remain)
+        while not checkpoint_dirs(train_dir):
             assert proc.poll() is None, "the loop ended before policy pre-training wrote a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
             time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Evaluation episodes run on ``eval_backend`` when the loop config names one, else on ``backend``."""
+"""The evaluation backend renders exactly the cameras the evaluated policy reads."""
 
 from __future__ import annotations
 
@@ -8,28 +8,52 @@ import attrs
 import pytest
 
 from recap import config as recap_config
-from recap.loop import experience
+from recap.errors import ConfigError
 from recap.plugins import load_registry
+from recap.rollout.collect import check_serves, evaluation_backend_config
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("recap_bimanual") is None, reason="needs the simulated robot plugin"
 )
 
 
-def test_evaluation_uses_the_eval_backend_and_collection_the_main_one():
+@attrs.frozen
+class _Reads:
+    """Stands in for a policy: only what it reads matters here."""
+
+    input_cameras: tuple[str, ...]
+
+
+@pytest.mark.parametrize(
+    "cameras", [(), ("cam_high",), ("cam_high", "cam_left_wrist")], ids=["state-only", "one", "two"]
+)
+def test_evaluation_backend_renders_the_cameras_the_policy_reads(cameras):
     reg = load_registry(entrypoints=True)  # the shipped sim plugin, installed
     cfg = recap_config.resolve_preset("smoke", reg)
-    assert cfg.eval_backend is not None
-    collect, evaluate = experience._backend(cfg, reg), experience._backend(cfg, reg, evaluation=True)
+    assert cfg.eval_backend is None and cfg.backend.cameras == ("cam_high",)
+    backend = reg.build(evaluation_backend_config(cfg.backend, _Reads(cameras)))
     try:
-        assert collect.spec.camera_names == ("cam_high",)
-        assert evaluate.spec.camera_names == ()  # the policy reads no camera: nothing is rendered
-        assert evaluate.spec.state_dim == collect.spec.state_dim
+        assert backend.spec.camera_names == cameras
+        check_serves(backend, _Reads(cameras))
     finally:
-        collect.close()
-        evaluate.close()
-    same = experience._backend(attrs.evolve(cfg, eval_backend=None), reg, evaluation=True)
+        backend.close()
+
+
+def test_a_backend_without_a_camera_the_policy_reads_is_refused():
+    reg = load_registry(entrypoints=True)
+    cfg = recap_config.resolve_preset("smoke", reg)
+    backend = reg.build(attrs.evolve(cfg.backend, cameras=()))
     try:
-        assert same.spec.camera_names == ("cam_high",)
+        with pytest.raises(ConfigError, match=r"reads cameras \['cam_high'\]"):
+            check_serves(backend, _Reads(("cam_high",)))
     finally:
-        same.close()
+        backend.close()
+
+
+def test_backends_whose_cameras_are_not_names_are_left_as_configured():
+    @attrs.frozen
+    class Hardware:
+        cameras: tuple[object, ...] = (object(),)
+
+    config = Hardware()
+    assert evaluation_backend_config(config, _Reads(("cam_high",))) is config

@@ -3,12 +3,9 @@ import json
 import attrs
 import pytest
 
-from recap.cli.collect_cmd import collect, parse_overrides
-from recap.cli.evaluate_cmd import evaluate
 from recap.cli.main import main
 from recap.config import BackendConfig, DemonstratorConfig
 from recap.data import EpisodeStore
-from recap.errors import ConfigError
 from recap.plugins import load_registry, module_plugin, set_registry
 
 from .toy import ReachBackend, ReachDemonstrator
@@ -41,30 +38,19 @@ def toy_registry():
     set_registry(previous)
 
 
-def test_parse_overrides():
-    assert parse_overrides(["a=1", "b=word", 'c=["x", "y"]', "d=true"]) == {
-        "a": 1,
-        "b": "word",
-        "c": ["x", "y"],
-        "d": True,
-    }
-    with pytest.raises(ConfigError, match="key=value"):
-        parse_overrides(["novalue"])
-
-
 def test_collect_then_evaluate(toy_registry, tmp_path, capsys):
-    store = tmp_path / "store"
-    args = dict(store=store, task="reach", backend="toy", demonstrator="reach", progress=False)
-    assert collect(episodes=3, **args) == 0
-    assert collect(episodes=2, seed=3, demonstrator_set=("target=0.5",), **args) == 0
+    store = str(tmp_path / "store")
+    assert main(["collect", "--store", store, "--task", "reach", "--episodes", "3", "--no-progress"]) == 0
+    # options after the switch and a boolean given as a word, as a new user writes them
+    args = ["collect", "demonstrator:reach", "--demonstrator.target", "0.5", "--store", store]
+    assert main([*args, "--task", "reach", "--episodes", "2", "--seed", "3", "--progress", "False"]) == 0
     metas = EpisodeStore.open(store).episodes()
     assert len(metas) == 5 and sum(m.success is True for m in metas) == 3
     assert {m.policy_version for m in metas} == {"demonstrator:reach"}
+    assert [m.seed for m in metas] == [0, 1, 2, 3, 4]
     out = tmp_path / "eval.json"
-    assert (
-        evaluate(demonstrator="reach", task="reach", backend="toy", episodes=4, output=out, progress=False)
-        == 0
-    )
+    args = ["evaluate", "--task", "reach", "--episodes", "4", "--output", str(out), "--no-progress"]
+    assert main([*args, "demonstrator:reach"]) == 0
     report = json.loads(out.read_text())
     assert (
         report["success_rate"] == 1.0 and len(report["episodes"]) == 4 and report["seeds"] == [100000, 100003]
@@ -73,21 +59,10 @@ def test_collect_then_evaluate(toy_registry, tmp_path, capsys):
 
 
 def test_cli_errors_are_reported(toy_registry, tmp_path, capsys):
-    code = main(
-        [
-            "collect",
-            "--store",
-            str(tmp_path / "s"),
-            "--backend",
-            "toy",
-            "--demonstrator",
-            "reach",
-            "--task",
-            "reach",
-            "--demonstrator-set",
-            "targt=0.5",
-        ]
-    )
-    assert code == 2 and "did you mean 'target'" in capsys.readouterr().err.lower()
-    with pytest.raises(ConfigError, match="nothing to evaluate"):
-        evaluate(task="reach", backend="toy")
+    with pytest.raises(SystemExit):
+        main(["collect", "--store", str(tmp_path / "s"), "--demonstrator.targt", "0.5"])
+    assert "--demonstrator.target" in capsys.readouterr().err
+    assert main(["evaluate", "--task", "reach"]) == 2  # no policy and no demonstrator
+    assert "nothing to run" in capsys.readouterr().err
+    assert main(["collect", "--store", str(tmp_path / "s"), "--episodes", "0"]) == 2
+    assert "--episodes must be >= 1" in capsys.readouterr().err

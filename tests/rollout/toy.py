@@ -85,6 +85,7 @@ class CountingPolicy(torch.nn.Module):
     def __init__(self, chunk_size: int = 8):
         super().__init__()
         self.chunk_size, self.action_dim = chunk_size, 14
+        self.input_cameras: tuple[str, ...] = ()
         self.calls: list[tuple[object, float]] = []
 
     def per_sample_loss(self, batch, indicator, *, flow_draws=None):

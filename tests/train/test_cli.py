@@ -58,10 +58,12 @@ def test_train_label_plot_from_the_command_line(tmp_path, reg, capsys):
     assert resolved.trainer.steps == 12 and resolved.skip_unlabelled
 
     ckpt = tmp_path / "run" / "value"
-    args = ["label", str(tmp_path / "store"), "--value", str(ckpt), "--lookahead", "5", "--no-progress"]
+    args = ["label", "--store", str(tmp_path / "store"), "--value", str(ckpt), "--labeler.lookahead", "5"]
+    args.append("--no-progress")
     assert main(args) == 2
     assert "label-success" in capsys.readouterr().err
-    assert main([*args, "--skip-unlabelled", "--mode", "monte_carlo", "--positive-fraction", "0.4"]) == 0
+    labeler = ["--labeler.mode", "monte_carlo", "--labeler.positive-fraction", "0.4"]
+    assert main([*args, "--skip-unlabelled", "True", *labeler]) == 0
     out = capsys.readouterr().out
     assert "positive 40.0%" in out and "without a success label" in out
     (label_set,) = store.label_sets()

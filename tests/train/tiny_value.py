@@ -28,7 +28,8 @@ class TinyValueConfig(ValueEstimatorConfig):
 class TinyValue(nn.Module):
     """V = -sigmoid(MLP(state)), trained by squared error to ``mc_return`` (a plain, non-distributional critic)."""
 
-    def __init__(self, config: TinyValueConfig, spec: RobotSpec, stats) -> None:
+    def __init__(self, config: TinyValueConfig, spec: RobotSpec, stats, *, registry=None) -> None:
+        # ``registry`` is the value-estimator factory's keyword; this critic has no registered parts to build
         super().__init__()
         torch.manual_seed(0)
         self.net = nn.Sequential(

@@ -23,6 +23,7 @@ class TestFilteredBC(ExtractorConformance):
 
 class FixedLossPolicy(torch.nn.Module):
     chunk_size, action_dim = 4, 2
+    input_cameras: tuple[str, ...] = ()
 
     def __init__(self, flow: torch.Tensor) -> None:
         super().__init__()

@@ -34,6 +34,7 @@ class RecordingPolicy(torch.nn.Module):
     """Returns fixed per-sample losses and records what the extractor fed it."""
 
     chunk_size, action_dim = 4, 2
+    input_cameras: tuple[str, ...] = ()
 
     def __init__(self, flow: torch.Tensor) -> None:
         super().__init__()

@@ -53,6 +53,7 @@ def test_huge_advantage_does_not_overflow():
 
 class FixedLossPolicy(torch.nn.Module):
     chunk_size, action_dim = 4, 2
+    input_cameras: tuple[str, ...] = ()
 
     def __init__(self, flow: torch.Tensor) -> None:
         super().__init__()

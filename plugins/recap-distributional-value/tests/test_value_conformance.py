@@ -14,7 +14,8 @@ from recap.config import ValueNetworkConfig
 from recap.data import keys, text
 from recap.data.spec import CameraSpec, RobotSpec
 from recap.data.stats import NormStats
-from recap.plugins import load_registry, module_plugin, set_registry
+from recap.errors import ConfigError
+from recap.plugins import load_registry, module_plugin
 from recap.testing.value_suite import ValueEstimatorConformance, known_value_dataset
 
 SPEC = RobotSpec(cameras=(CameraSpec("cam_high", 8, 8),))
@@ -92,10 +93,7 @@ class TestRegisteredNetwork(ValueEstimatorConformance):
                 "mean-state", MeanStateNet, config=MeanStateNetConfig
             ),
         )
-        reg = load_registry(extra_plugins=["recap_distributional_value.plugin", plugin], entrypoints=False)
-        previous = set_registry(reg)
-        yield reg
-        set_registry(previous)
+        return load_registry(extra_plugins=["recap_distributional_value.plugin", plugin], entrypoints=False)
 
     @pytest.fixture
     def batch(self):
@@ -105,10 +103,10 @@ class TestRegisteredNetwork(ValueEstimatorConformance):
     def make_estimator(self, registry):
         def make():
             torch.manual_seed(0)
-            est = DistributionalValue(
-                DistributionalValueConfig(num_bins=41, network=MeanStateNetConfig()), SPEC
-            )
-            assert isinstance(est.network, MeanStateNet)
+            # the estimator builds its network from the registry it is built from, not a global one
+            config = DistributionalValueConfig(num_bins=41, network=MeanStateNetConfig())
+            est = registry.build(config, SPEC, None, registry=registry)
+            assert isinstance(est, DistributionalValue) and isinstance(est.network, MeanStateNet)
             return est
 
         return make
@@ -116,6 +114,11 @@ class TestRegisteredNetwork(ValueEstimatorConformance):
     @pytest.fixture
     def checkpoint(self, registry):
         return DistributionalValueConfig(num_bins=41, network=MeanStateNetConfig()), SPEC, None, registry
+
+
+def test_a_registered_network_is_built_only_through_a_registry():
+    with pytest.raises(ConfigError, match="through the registry"):
+        DistributionalValue(DistributionalValueConfig(network=MeanStateNetConfig()), SPEC)
 
 
 def test_table_embedding_refuses_unknown_prompt():

@@ -35,9 +35,9 @@ def test_registered_names(registry, spec, stats):
 
 
 def test_config_round_trips_through_toml(registry):
-    text = recap_config.dumps(PI06_TINY, registry=registry)
+    text = recap_config.dumps(PI06_TINY, "toml", registry)
     assert 'name = "pi06"' in text
-    assert recap_config.loads(text, PolicyConfig, registry=registry) == PI06_TINY
+    assert recap_config.loads(text, PolicyConfig, "toml", registry) == PI06_TINY
 
 
 @pytest.mark.parametrize(("name", "targets"), [("pi06", FULL_TARGETS), ("pi06-value", VALUE_FULL_TARGETS)])

@@ -54,6 +54,7 @@ class FixedLossPolicy(torch.nn.Module):
     """Per-sample flow loss = shift (a parameter) + a fixed value, so rho = exp(-shift) exactly."""
 
     chunk_size, action_dim = 4, 2
+    input_cameras: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

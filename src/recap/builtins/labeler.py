@@ -17,6 +17,7 @@ import torch
 from recap import rl
 from recap.config import LabelerConfig
 from recap.errors import LabelError, SchemaError
+from recap.hookspecs import RegisterLabeler
 from recap.plugins import hookimpl
 from recap.protocols import EpisodeToLabel, LabelResult
 from recap.validators import fraction
@@ -128,5 +129,5 @@ def _pad(rows: list[torch.Tensor]) -> torch.Tensor:
 
 
 @hookimpl
-def register_labelers(register) -> None:
+def register_labelers(register: RegisterLabeler) -> None:
     register("recap", RecapLabeler, config=RecapLabelerConfig)

@@ -1,71 +1,139 @@
-"""``recap collect``: record N episodes of a demonstrator, a policy checkpoint, or a policy with an intervening
+"""``recap collect``: record episodes of a demonstrator, a policy checkpoint, or a policy with an intervening
 operator into an EpisodeStore.
 
-    recap collect --store runs/demos --episodes 50 --demonstrator-set bad_grasp_prob=0.3 hesitation_prob=0.2
-    recap collect --store runs/iter1 --policy runs/pi0/ckpt --teleoperator scripted-expert --episodes 100
+    recap collect --store runs/demos --episodes 50 --demonstrator.bad-grasp-prob 0.3
+    recap collect --store runs/iter1 --policy runs/pi0/policy teleoperator:scripted-expert --episodes 100
 
-Plugin configs start from their defaults (or ``--*-config FILE.toml``) and take ``key=value`` overrides, values
-in TOML syntax (``cameras=["cam_high"]``, ``privileged_state=true``; bare words are strings).
+Settings are taken as ``recap loop`` takes them: ``kind:name`` switches pick a registered backend,
+demonstrator or teleoperator, ``--kind.setting value`` sets one of its settings, in any order; ``--config
+FILE`` starts from a saved settings file.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from recap import config as config_io
-from recap.config import PluginConfig
+from recap.cli.overrides import parse_command
+from recap.config import BackendConfig, DemonstratorConfig, PluginConfig, TeleoperatorConfig
 from recap.data import EpisodeStore
-from recap.errors import ConfigError, did_you_mean
+from recap.errors import ConfigError
 from recap.plugins import get_registry
+from recap.rollout.chunking import Execution
+
+#: The registered implementations a rollout command starts from, when they are installed.
+DEFAULT_BACKEND, DEFAULT_DEMONSTRATOR = "aloha-sim", "scripted"
 
 
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["a=1", "b=x", "c=[1, 2]"]`` -> ``{"a": 1, "b": "x", "c": [1, 2]}`` (TOML values, else strings)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {pair!r}: expected key=value, e.g. time_limit=300")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
+def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"--{attribute.name} must be >= 1, got {value}")
 
 
-def build_config(kind: str, name: str, path: Path | None, overrides: Sequence[str]) -> PluginConfig | None:
-    """The config of registered ``kind`` ``name``: defaults or ``path``, then ``key=value`` overrides."""
+@attrs.frozen(kw_only=True)
+class RolloutSettings:
+    """What acts on which robot, for how many episodes.
+
+    Attributes:
+        backend: the robot, by registered name (``backend:aloha-sim --backend.cameras cam_high``).
+        policy: a policy checkpoint directory (sampled with its saved deployment settings) or a policy server
+            URL ``ws://HOST:PORT`` (``recap serve``; the served checkpoint's settings); replaces the demonstrator.
+        demonstrator: the scripted/teleoperated actor used when no policy is given.
+        teleoperator: an operator that may take over (``teleoperator:scripted-expert``); its steps are
+            recorded as interventions.
+        episodes: number of episodes (seeds ``seed``, ``seed + 1``, ...).
+        task: the task prompt, given to the backend too when it has a ``task`` setting.
+        seed: seed of the first episode.
+        chunk_execute: actions executed per sampled chunk before re-inferring (default: the whole chunk).
+        time_limit: maximum control ticks per episode (default: the backend's).
+        execution: how a policy's chunks run: "sync" (hold while the next chunk is computed), "naive" (async,
+            switch at the boundary) or "rtc" (async with real-time chunking); see docs/deploy.md.
+        delay_ticks: inference delay injected in control ticks (simulation); -1 measures it on the wall clock
+            (hardware, remote policies), inference then runs beside the control loop.
+        progress: show episodes done, successes and time left.
+    """
+
+    backend: BackendConfig
+    policy: str | None = None
+    demonstrator: DemonstratorConfig | None = None
+    teleoperator: TeleoperatorConfig | None = None
+    episodes: int = attrs.field(default=50, validator=_positive)
+    task: str = "transfer_cube"
+    seed: int = 0
+    chunk_execute: int | None = None
+    time_limit: int | None = None
+    execution: Literal["sync", "naive", "rtc"] = "sync"
+    delay_ticks: int = attrs.field(default=0, validator=attrs.validators.ge(-1))
+    progress: bool = True
+
+    def chunk_execution(self) -> Execution:
+        return Execution(self.execution, delay_ticks=None if self.delay_ticks == -1 else self.delay_ticks)
+
+
+@attrs.frozen(kw_only=True)
+class CollectSettings(RolloutSettings):
+    """Record episodes into a store.
+
+    Attributes:
+        store: the episode store directory (created if new).
+        policy_version: recorded with each episode (default: the checkpoint directory's name).
+        robot_id: recorded with each episode.
+    """
+
+    store: Path
+    policy_version: str | None = None
+    robot_id: str = ""
+
+
+def registered_default(kind: str, name: str) -> PluginConfig | None:
+    """The default config of ``name`` when it is registered, else of the first registered ``kind``."""
     registry = get_registry()
-    entry = registry.get(kind, name)
-    if entry.config is None:
-        if path is not None or overrides:
-            raise ConfigError(f"{kind} {name!r} takes no config, but a config file or overrides were given")
+    names = [n for n in registry.names(kind) if registry.get(kind, n).config is not None]
+    if not names:
         return None
-    if path is not None:
-        base_cls = entry.config.__mro__[1]
-        loaded = config_io.load(path, base_cls, registry)
-        if type(loaded) is not entry.config:
-            raise ConfigError(
-                f"{path} configures {type(loaded).__name__}, expected {entry.config.__name__} for {name!r}"
-            )
-        data = config_io.to_dict(loaded, registry)
-        data.pop(config_io.TAG, None)
+    return registry.get(kind, name if name in names else names[0]).config()
+
+
+def rollout_defaults() -> dict[str, Any]:
+    backend = registered_default("backend", DEFAULT_BACKEND)
+    if backend is None:
+        raise ConfigError("no robot backend is registered; install the recap plugins (see README)")
+    return {"backend": backend, "demonstrator": registered_default("demonstrator", DEFAULT_DEMONSTRATOR)}
+
+
+def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple[Any, Any, Any, Any, str]:
+    """(backend, actor, deployment, teleoperator, policy_version) from the settings.
+
+    For evaluation with a policy, the backend renders the cameras the policy reads (see
+    ``recap.rollout.collect.evaluation_backend_config``).
+    """
+    from recap.rollout.collect import check_serves, evaluation_backend_config
+
+    registry = get_registry()
+    config = settings.backend
+    if "task" in attrs.fields_dict(type(config)):
+        config = attrs.evolve(config, task=settings.task)
+    deployment, version, policy = None, "", None
+    if settings.policy is not None:
+        from recap.deploy import open_policy
+
+        policy, deployment, version = open_policy(settings.policy, registry)
+        if evaluation:
+            config = evaluation_backend_config(config, policy)
+    elif settings.demonstrator is None:
+        raise ConfigError("nothing to run: give --policy CHECKPOINT_DIR or demonstrator:NAME")
+    robot = registry.build(config)
+    if policy is not None:
+        check_serves(robot, policy)
+        actor = policy
     else:
-        data = {}
-    extra = parse_overrides(overrides)
-    fields = [a.name for a in attrs.fields(entry.config)]
-    for key in extra:
-        if key not in fields:
-            raise ConfigError(
-                f"{kind} {name!r} has no setting {key!r}; settings: {fields}.{did_you_mean(key, fields)}"
-            )
-    return config_io.from_dict(entry.config, {**data, **extra}, registry)
+        actor = registry.build(settings.demonstrator, robot)
+        version = f"demonstrator:{registry.entry_for(settings.demonstrator).name}"
+    teleop = None if settings.teleoperator is None else registry.build(settings.teleoperator, robot)
+    return robot, actor, deployment, teleop, version
 
 
 def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:
@@ -80,124 +148,33 @@ def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:
     return EpisodeStore.create(path, spec)
 
 
-def build_rollout_parts(
-    *,
-    backend: str,
-    backend_config: Path | None,
-    backend_set: Sequence[str],
-    task: str,
-    demonstrator: str | None,
-    demonstrator_config: Path | None,
-    demonstrator_set: Sequence[str],
-    policy: str | Path | None,
-    teleoperator: str | None,
-    teleoperator_config: Path | None,
-    teleoperator_set: Sequence[str],
-) -> tuple[Any, Any, Any, Any, str]:
-    """(backend, actor, deployment, teleoperator, policy_version) from command-line choices."""
-    registry = get_registry()
-    overrides = list(backend_set)
-    entry = registry.get("backend", backend)
-    if entry.config is not None and "task" in [a.name for a in attrs.fields(entry.config)]:
-        overrides = [f"task={task!r}".replace("'", '"'), *overrides]
-    robot = entry.build(build_config("backend", backend, backend_config, overrides))
-    deployment, version = None, ""
-    if policy is not None:
-        from recap.deploy import open_policy
-
-        actor, deployment, version = open_policy(policy)
-    elif demonstrator is not None:
-        config = build_config("demonstrator", demonstrator, demonstrator_config, demonstrator_set)
-        actor = registry.get("demonstrator", demonstrator).build(config, robot)
-        version = f"demonstrator:{demonstrator}"
-    else:
-        raise ConfigError("nothing to run: give --policy CHECKPOINT_DIR or --demonstrator NAME")
-    teleop = None
-    if teleoperator is not None:
-        config = build_config("teleoperator", teleoperator, teleoperator_config, teleoperator_set)
-        teleop = registry.get("teleoperator", teleoperator).build(config, robot)
-    return robot, actor, deployment, teleop, version
-
-
-def collect(
-    store: Path,
-    episodes: int = 50,
-    task: str = "transfer_cube",
-    seed: int = 0,
-    backend: str = "aloha-sim",
-    backend_config: Path | None = None,
-    backend_set: tuple[str, ...] = (),
-    demonstrator: str | None = "scripted",
-    demonstrator_config: Path | None = None,
-    demonstrator_set: tuple[str, ...] = (),
-    policy: str | None = None,
-    teleoperator: str | None = None,
-    teleoperator_config: Path | None = None,
-    teleoperator_set: tuple[str, ...] = (),
-    chunk_execute: int | None = None,
-    time_limit: int | None = None,
-    policy_version: str | None = None,
-    robot_id: str = "",
-    progress: bool = True,
-) -> int:
-    """Record EPISODES episodes (seeds SEED, SEED+1, ...) into the store at STORE (created if new).
-
-    Args:
-        store: episode store directory.
-        episodes: number of episodes.
-        task: task name passed to the backend.
-        seed: seed of the first episode.
-        backend: registered backend name.
-        backend_config: TOML/JSON file with the backend config (a table with name = "<backend>").
-        backend_set: backend overrides key=value.
-        demonstrator: registered demonstrator (ignored when --policy is given).
-        demonstrator_config: TOML/JSON file with the demonstrator config.
-        demonstrator_set: demonstrator overrides key=value (e.g. bad_grasp_prob=0.3).
-        policy: policy checkpoint directory (recap.train.checkpoint) or a policy server URL (ws://HOST:PORT,
-            see `recap serve`); replaces the demonstrator.
-        teleoperator: registered teleoperator that may intervene (e.g. scripted-expert).
-        teleoperator_config: TOML/JSON file with the teleoperator config.
-        teleoperator_set: teleoperator overrides key=value.
-        chunk_execute: actions executed per sampled chunk (policies); default the whole chunk.
-        time_limit: maximum control ticks per episode (default: the backend's).
-        policy_version: recorded with each episode (default: the checkpoint directory's name).
-        robot_id: recorded with each episode.
-        progress: show a progress bar.
-    """
+def collect(args: Sequence[str]) -> int:
+    """Record episodes into the store at ``--store`` (created if new)."""
     from recap.rollout import collect as collect_episodes
 
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
-    robot, actor, deployment, teleop, version = build_rollout_parts(
-        backend=backend,
-        backend_config=backend_config,
-        backend_set=backend_set,
-        task=task,
-        demonstrator=demonstrator,
-        demonstrator_config=demonstrator_config,
-        demonstrator_set=demonstrator_set,
-        policy=policy,
-        teleoperator=teleoperator,
-        teleoperator_config=teleoperator_config,
-        teleoperator_set=teleoperator_set,
-    )
+    settings = parse_command(CollectSettings, rollout_defaults(), args, "recap collect", __doc__)
+    robot, actor, deployment, teleop, version = build_rollout_parts(settings, evaluation=False)
     with robot:
-        episode_store = open_or_create_store(store, robot.spec)
+        store = open_or_create_store(settings.store, robot.spec)
         metas, report = collect_episodes(
             robot,
             actor,
-            episode_store,
-            task=task,
-            seeds=range(seed, seed + episodes),
-            chunk_execute=chunk_execute,
-            time_limit=time_limit,
+            store,
+            task=settings.task,
+            seeds=range(settings.seed, settings.seed + settings.episodes),
+            chunk_execute=settings.chunk_execute,
+            time_limit=settings.time_limit,
             teleoperator=teleop,
             deployment=deployment,
-            policy_version=version if policy_version is None else policy_version,
-            robot_id=robot_id,
-            progress=progress,
+            policy_version=version if settings.policy_version is None else settings.policy_version,
+            robot_id=settings.robot_id,
+            progress=settings.progress,
+            execution=settings.chunk_execution(),
         )
-    print(f"recorded {len(metas)} episodes into {store}")
+    print(f"recorded {len(metas)} episodes into {settings.store}")
     for line in report.lines():
         print(line)
     return 0
+
+
+collect.raw_args = True

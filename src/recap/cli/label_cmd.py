@@ -1,13 +1,21 @@
-"""``recap label STORE --value CKPT``: predict values, compute advantages and indicators, write a label set."""
+"""``recap label --store STORE --value CKPT``: predict values, compute advantages and indicators, write a
+label set.
+
+    recap label --store runs/iter1 --value runs/value1 --labeler.mode nstep --labeler.positive-fraction 0.4
+
+Settings are taken as ``recap loop`` takes them: ``labeler:NAME`` picks a registered labeler,
+``--labeler.setting value`` sets one of its settings; ``--config FILE`` starts from saved settings.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
-import tyro
+import attrs
 
-from recap import config
+from recap.cli.collect_cmd import registered_default
+from recap.cli.overrides import parse_command
 from recap.config import LabelerConfig
 from recap.data import EpisodeStore
 from recap.errors import ConfigError
@@ -15,36 +23,15 @@ from recap.plugins import get_registry
 from recap.train.labeling import DEFAULT_LABELER, label_store
 
 
-def label(
-    store: tyro.conf.Positional[Path],
-    value: Path,
-    mode: Literal["nstep", "monte_carlo"] = "nstep",
-    lookahead: int = 50,
-    positive_fraction: float = 0.3,
-    per_task_fraction: dict[str, float] | None = None,
-    c_fail: float | None = None,
-    force_interventions: bool = True,
-    labeler_config: Path | None = None,
-    skip_unlabelled: bool = False,
-    name: str | None = None,
-    task: str | None = None,
-    source: str | None = None,
-    batch_size: int = 256,
-    progress: bool = True,
-) -> int:
+@attrs.frozen(kw_only=True)
+class LabelSettings:
     """Label every step of the store's episodes with advantages and improvement indicators.
 
-    Args:
+    Attributes:
         store: the store directory.
-        value: a value checkpoint directory (`recap train-value`'s OUT/value).
-        mode: "nstep" (fine-tuning iterations) or "monte_carlo" (pre-training: A = R_t - V).
-        lookahead: N of the n-step advantage (50 steps = 1 s at 50 Hz).
-        positive_fraction: share of each task's steps labelled I = 1 (paper: ~0.3 pre-training, ~0.4 fine-tuning).
-        per_task_fraction: per-task overrides, e.g. --per-task-fraction "fold the shirt" 0.1.
-        c_fail: failure penalty in steps (default: the task's longest episode, so failures normalise to -1).
-        force_interventions: label operator-correction steps I = 1.
-        labeler_config: a labeler config file (.toml/.json, tagged with the labeler's name) instead of the
-            options above, for other registered labelers.
+        value: a value checkpoint directory (`recap train-value`'s OUT/value, or OUT itself).
+        labeler: how values become advantages and indicators (``recap``: n-step or Monte-Carlo advantages,
+            a per-task threshold at ``positive_fraction``).
         skip_unlabelled: leave out episodes without a success label (they are listed) instead of refusing.
         name: label set name (default: the value model's id, value-<hash>).
         task: label only this task's episodes.
@@ -52,38 +39,42 @@ def label(
         batch_size: frames per value-model call.
         progress: show a progress bar.
     """
-    reg = get_registry()
-    if labeler_config is not None:
-        labeler: LabelerConfig = config.load(labeler_config, LabelerConfig, reg)
-    else:
-        try:  # the default labeler's settings, from this command's options
-            labeler = reg.get("labeler", DEFAULT_LABELER).config(
-                mode=mode,
-                lookahead=lookahead,
-                positive_fraction=positive_fraction,
-                per_task_fraction=dict(per_task_fraction or {}),
-                c_fail=c_fail,
-                force_interventions=force_interventions,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+
+    store: Path
+    value: Path
+    labeler: LabelerConfig
+    skip_unlabelled: bool = False
+    name: str | None = None
+    task: str | None = None
+    source: str | None = None
+    batch_size: int = 256
+    progress: bool = True
+
+
+def label(args: Sequence[str]) -> int:
+    """Label a store's episodes with a value checkpoint."""
+    labeler = registered_default("labeler", DEFAULT_LABELER)
+    if labeler is None:
+        raise ConfigError("no labeler is registered; install the recap plugins (see README)")
+    settings = parse_command(LabelSettings, {"labeler": labeler}, args, "recap label", __doc__)
+    value = settings.value
     if not (value / "model.safetensors").exists() and (value / "value" / "model.safetensors").exists():
         value = value / "value"  # a `recap train-value` run directory was given
-    st = EpisodeStore.open(store)
-    filters = {k: v for k, v in {"task": task, "source": source}.items() if v is not None}
-    episodes = st.episodes(**filters)
+    store = EpisodeStore.open(settings.store)
+    filters = {k: v for k, v in {"task": settings.task, "source": settings.source}.items() if v is not None}
+    episodes = store.episodes(**filters)
     if not episodes:
-        raise ConfigError(f"no episodes in {store} match {filters or 'any filter'}")
+        raise ConfigError(f"no episodes in {settings.store} match {filters or 'any filter'}")
     report = label_store(
-        st,
+        store,
         value,
-        labeler,
+        settings.labeler,
         episodes=episodes,
-        skip_unlabelled=skip_unlabelled,
-        name=name,
-        batch_size=batch_size,
-        registry=reg,
-        progress=progress,
+        skip_unlabelled=settings.skip_unlabelled,
+        name=settings.name,
+        batch_size=settings.batch_size,
+        registry=get_registry(),
+        progress=settings.progress,
     )
     print(
         f"label set {report.label_set!r}: {report.n_episodes} episodes, {report.n_frames} steps "
@@ -97,3 +88,6 @@ def label(
             f"{', '.join(report.skipped_unlabelled)}"
         )
     return 0
+
+
+label.raw_args = True

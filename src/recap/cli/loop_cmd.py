@@ -10,6 +10,17 @@ from recap.errors import ConfigError, did_you_mean
 from recap.loop.config import LoopConfig
 from recap.plugins import get_registry
 
+LOOP_HELP = """Pre-train, SFT, then iterate: collect, value, relabel, policy, evaluate.
+
+A `kind:name` switch picks a registered implementation; `--field.setting value` sets one of its settings.
+Options may come before or after any switch: each goes to its own field. Booleans take `--flag`,
+`--no-flag` or `--flag True/False`. For example, the pi0.6-style VLA with two cameras and a watching expert:
+
+    {prog} smoke policy:pi06 --policy.chunk-size 10 --chunk-size 10 --backend.cameras cam_high cam_left_wrist
+        expert:scripted-expert --collect.eval-episodes 10 --out runs/pi06
+
+(evaluation renders the cameras the policy reads; `recap config show smoke` prints every setting)."""
+
 
 def loop_presets(registry) -> list[str]:
     return [n for n in registry.names("preset") if registry.preset_class(n) is LoopConfig]
@@ -44,14 +55,7 @@ def parse_loop_args(args: Sequence[str], prog: str, default_preset: str | None =
             base = config.resolve_preset(names[0], reg)
         else:
             sys.exit(2)
-    return parse(
-        LoopConfig,
-        base,
-        args,
-        prog,
-        "Pre-train, SFT, then iterate: collect, value, relabel, policy, evaluate.",
-        reg,
-    )
+    return parse(LoopConfig, base, args, prog, LOOP_HELP.format(prog=prog), reg)
 
 
 def main(args: Sequence[str]) -> int:

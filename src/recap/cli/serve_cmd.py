@@ -30,6 +30,7 @@ def serve(
     ignore: tuple[str, ...] = (),
     channels_last: bool = False,
     device: str = "cpu",
+    threads: int | None = None,
 ) -> int:
     """Serve the policy checkpoint POLICY_DIR until interrupted (Ctrl-C).
 
@@ -45,10 +46,15 @@ def serve(
         ignore: request fields to drop without error (a trailing "/" drops a prefix, e.g. images/cam_low).
         channels_last: images arrive [H, W, 3] instead of openpi's [3, H, W].
         device: torch device of the policy.
+        threads: torch CPU threads for inference (default: torch's choice, one per core).
     """
     from recap.deploy import ObservationAdapter, PolicyServer
     from recap.deploy.service import load_service
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     pairs = {}
     for pair in camera:
         theirs, sep, ours = pair.partition("=")

@@ -19,6 +19,8 @@ from recap.data.spec import RobotSpec
 from recap.errors import StoreError, did_you_mean
 
 _META_FIELDS = ("task", "source", "policy_version", "robot_id", "fps", "length", "created")
+#: Fields added after the first stores were written: absent from their ``meta.json``, read as ``None``.
+_PROVENANCE_FIELDS = ("iteration", "stage", "seed")
 
 
 class EpisodeIndex:
@@ -80,7 +82,10 @@ class EpisodeIndex:
     def to_meta(self, raw: dict[str, Any]) -> EpisodeMeta:
         eid = raw["episode_id"]
         return EpisodeMeta(
-            episode_id=eid, success=self.latest_success(eid), **{f: raw[f] for f in _META_FIELDS}
+            episode_id=eid,
+            success=self.latest_success(eid),
+            **{f: raw[f] for f in _META_FIELDS},
+            **{f: raw.get(f) for f in _PROVENANCE_FIELDS},
         )
 
     def metas(self) -> list[EpisodeMeta]:

@@ -202,6 +202,9 @@ def export_lerobot(
                     "robot_id": m.robot_id,
                     "recap_episode_id": m.episode_id,
                     "recap_created": m.created,
+                    "recap_iteration": m.iteration,
+                    "recap_stage": m.stage,
+                    "recap_seed": m.seed,
                 }
             )
             rows.append(row)
@@ -212,9 +215,16 @@ def export_lerobot(
     episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
     episodes_path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(rows)
-    table = table.set_column(
-        table.schema.get_field_index("success"), "success", pa.array([r["success"] for r in rows], pa.bool_())
-    )
+    # Columns that may be all-null need their type stated, or pyarrow infers ``null`` and readers lose it.
+    for column, kind in (
+        ("success", pa.bool_()),
+        ("recap_iteration", pa.int64()),
+        ("recap_stage", pa.string()),
+        ("recap_seed", pa.int64()),
+    ):
+        table = table.set_column(
+            table.schema.get_field_index(column), column, pa.array([r[column] for r in rows], kind)
+        )
     pq.write_table(table, episodes_path)
     pq.write_table(fmt.string_index_table("task", "task_index", list(tasks)), root / "meta" / "tasks.parquet")
     if has_subtasks:

@@ -14,7 +14,8 @@ Episode rows: ``episode_index``, ``tasks`` (list of strings), ``length``, ``data
 ``data/file_index``, ``dataset_from_index``, ``dataset_to_index`` (global frame ``index`` range, end exclusive),
 ``videos/<key>/{chunk_index,file_index,from_timestamp,to_timestamp}``, ``meta/episodes/{chunk_index,file_index}``,
 ``stats/<feature>/<stat>``; recap adds ``success`` (nullable bool), ``source``, ``policy_version``,
-``robot_id``, ``recap_episode_id`` and ``recap_created``, which LeRobot ignores.
+``robot_id``, ``recap_episode_id``, ``recap_created`` and the loop provenance ``recap_iteration``,
+``recap_stage`` and ``recap_seed``, which LeRobot ignores.
 """
 
 from __future__ import annotations

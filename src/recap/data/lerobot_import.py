@@ -201,4 +201,7 @@ def _import_episode(
         subtasks=subtask_list,
         episode_id=ep.get("recap_episode_id"),
         created=ep.get("recap_created"),
+        iteration=ep.get("recap_iteration"),
+        stage=ep.get("recap_stage"),
+        seed=ep.get("recap_seed"),
     )

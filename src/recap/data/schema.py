@@ -46,6 +46,21 @@ def check_episode_fields(task: Any, source: Any, success: Any) -> None:
         raise SchemaError(f"success: expected True, False or None (unlabelled), found {success!r}")
 
 
+def check_provenance(iteration: Any, stage: Any, seed: Any) -> None:
+    """The loop's provenance fields: each may be ``None`` (recorded outside the loop)."""
+    for name, value in (("iteration", iteration), ("seed", seed)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SchemaError(f"{name}: expected an int or None, found {value!r}")
+    if iteration is not None and iteration < 0:
+        raise SchemaError(
+            f"iteration: expected 0 (demonstrations) or a later loop iteration, found {iteration}"
+        )
+    if stage is not None and (not isinstance(stage, str) or not stage):
+        raise SchemaError(
+            f"stage: expected a non-empty stage name such as 'collect-1' or None, found {stage!r}"
+        )
+
+
 def encode_subtasks(subtasks: Sequence[str], length: int) -> tuple[list[str], np.ndarray]:
     """Per-step sub-task strings -> (sorted vocabulary, int32 index per step)."""
     subtasks = list(subtasks)
@@ -62,6 +77,11 @@ class EpisodeMeta:
 
     ``success`` is the latest success label (``None`` = unlabelled); its history is kept by the store.
     ``created`` is the commit time (UTC, ISO 8601).
+
+    Provenance, ``None`` for episodes recorded outside the Recap loop (and in stores written before these
+    fields existed): ``iteration`` is the loop iteration that produced the episode (0 for demonstrations,
+    ``k`` for the ``k``-th collection), ``stage`` the loop stage that recorded it (``"demos"``,
+    ``"collect-1"``, ``"eval-0"``...), ``seed`` the environment's reset seed.
     """
 
     episode_id: str
@@ -73,6 +93,9 @@ class EpisodeMeta:
     fps: int
     length: int
     created: str
+    iteration: int | None = None
+    stage: str | None = None
+    seed: int | None = None
 
     @property
     def duration_s(self) -> float:

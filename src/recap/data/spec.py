@@ -70,10 +70,6 @@ class RobotSpec:
                 return cam
         raise KeyError(f"camera {name!r} is not in this spec; it has {list(self.camera_names)}")
 
-    def with_cameras(self, names: tuple[str, ...]) -> RobotSpec:
-        """The same spec restricted to a subset of cameras (in the given order)."""
-        return attrs.evolve(self, cameras=tuple(self.camera(n) for n in names))
-
 
 def aloha_spec(height: int = 96, width: int = 128, cameras: tuple[str, ...] = ALOHA_CAMERAS) -> RobotSpec:
     """The bimanual ALOHA-style spec at a given image size."""

@@ -40,6 +40,7 @@ from recap.data.schema import (
     Episode,
     EpisodeMeta,
     check_episode_fields,
+    check_provenance,
     encode_subtasks,
     new_episode_id,
     spec_from_dict,
@@ -142,13 +143,18 @@ class EpisodeStore:
         subtasks: Sequence[str] | None = None,
         episode_id: str | None = None,
         created: str | None = None,
+        iteration: int | None = None,
+        stage: str | None = None,
+        seed: int | None = None,
     ) -> EpisodeMeta:
         """Validate and commit one episode atomically; returns its metadata (with a new unique id).
 
         ``episode_id`` / ``created`` keep an episode's identity when importing it from elsewhere; adding an
-        id that is already in the store raises ``StoreError``.
+        id that is already in the store raises ``StoreError``. ``iteration`` / ``stage`` / ``seed`` record
+        where the episode came from (see ``EpisodeMeta``).
         """
         check_episode_fields(task, source, success)
+        check_provenance(iteration, stage, seed)
         arrays = validate_steps(steps, self._spec)
         length = len(arrays[keys.ACTION])
         vocab: list[str] = []
@@ -170,6 +176,9 @@ class EpisodeStore:
             "fps": self._spec.fps,
             "length": length,
             "created": created or label_files.now_iso(),
+            "iteration": iteration,
+            "stage": stage,
+            "seed": seed,
         }
         tmp = self.root / "tmp" / f"{episode_id}.{socket.gethostname()}.{os.getpid()}"
         tmp.mkdir()
@@ -198,13 +207,22 @@ class EpisodeStore:
         success: bool | None | Any = ANY,
         policy_version: str | None = None,
         robot_id: str | None = None,
+        iteration: int | None = None,
+        stage: str | None = None,
     ) -> list[EpisodeMeta]:
         """Committed, readable episodes matching every given filter, ordered by id (time of recording).
 
         ``success=None`` selects unlabelled episodes; leave it out to ignore success. Unreadable episodes are
         skipped and reported by ``problems()``.
         """
-        wanted = {"task": task, "source": source, "policy_version": policy_version, "robot_id": robot_id}
+        wanted = {
+            "task": task,
+            "source": source,
+            "policy_version": policy_version,
+            "robot_id": robot_id,
+            "iteration": iteration,
+            "stage": stage,
+        }
         wanted = {k: v for k, v in wanted.items() if v is not None}
         return [
             m

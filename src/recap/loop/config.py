@@ -35,6 +35,8 @@ class CollectConfig:
         chunk_execute: actions executed from each predicted chunk before re-inferring.
         time_limit: steps before an episode is cut (and counted a failure).
         workers: rollout processes (episodes are independent; results do not depend on this).
+        serve: collect through a policy server: each iteration's checkpoint is served on a loopback port
+            (``recap.deploy``) and the workers drive the robot through it, the path a robot would use.
     """
 
     demos: int = attrs.field(default=60, validator=positive)
@@ -44,6 +46,7 @@ class CollectConfig:
     chunk_execute: int = attrs.field(default=10, validator=positive)
     time_limit: int = attrs.field(default=400, validator=positive)
     workers: int = attrs.field(default=2, validator=positive)
+    serve: bool = False
 
 
 @attrs.frozen
@@ -63,8 +66,9 @@ class LoopConfig:
         task: the target task prompt given to the backend and the policy.
         iterations: K improvement iterations (the paper: one often helps a lot; two removed a failure mode).
         backend / demonstrator / expert: the robot, the demonstration source and the intervening operator.
-        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``); e.g. the
-            same simulation without rendering cameras the policy never reads.
+        eval_backend: the backend of evaluation episodes, which record nothing (default: ``backend``). Its
+            cameras are set to the ones the evaluated policy reads (``Policy.input_cameras``), so a state-only
+            policy is evaluated without rendering and a vision policy sees every camera it was trained on.
         policy / value: the models, by registered name.
         pretrain_labeler / finetune_labeler: Monte-Carlo advantages with ~30% positive for pre-training,
             n-step advantages with ~40% positive per iteration (DESIGN.md section 2).

@@ -1,44 +1,63 @@
 """The loop's robot time: demonstrations, autonomous collection (some episodes watched by the intervening
 expert) and evaluation on fixed seeds, optionally spread over worker processes.
 
-Collection is resumable per episode: each finished episode's seed is appended to ``progress.jsonl`` after the
-store committed it, and a resumed stage runs only the seeds not yet there.
+Collection is idempotent per seed: every episode is recorded with its stage and seed, and a resumed stage
+runs only the seeds the store does not hold for it, so a crash between the store's commit and the stage's
+``progress.jsonl`` line never records a seed twice. Evaluation records nothing in the store; its
+``progress.jsonl`` alone says which seeds are done.
+
+Evaluation renders the cameras the evaluated policy reads (``Policy.input_cameras``) on the evaluation
+backend (``eval_backend``, else ``backend``), whatever cameras the config lists.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 
 from recap import config as recap_config
-from recap.data import EpisodeStore
+from recap.config import BackendConfig
+from recap.data import EpisodeMeta, EpisodeStore, keys
+from recap.data.spec import RobotSpec
+from recap.deploy import open_policy, serving
 from recap.loop.config import LoopConfig
-from recap.rollout.collect import EpisodeSummary, RolloutReport, collect
+from recap.loop.run import DEMOS_ITERATION, LoopRun
+from recap.protocols import RobotBackend
+from recap.rollout.collect import (
+    EpisodeSummary,
+    RolloutReport,
+    check_serves,
+    collect,
+    evaluation_backend_config,
+)
 from recap.rollout.collect import evaluate as evaluate_rollouts
-from recap.train.checkpoint import load_policy
+from recap.rollout.progress import EpisodeProgress
 
 PROGRESS = "progress.jsonl"
 DEMO_SEEDS, COLLECT_SEEDS, EVAL_SEEDS = 0, 100_000, 10_000_000
 
 
-def backend_spec(cfg: LoopConfig, reg: Any):
-    backend = _backend(cfg, reg)
+def backend_spec(cfg: LoopConfig, reg: Any) -> RobotSpec:
+    """The spec of the robot the loop collects on (the store's spec)."""
+    backend = _build_backend(cfg.backend, reg)
     try:
         return backend.spec
     finally:
         backend.close()
 
 
-def _backend(cfg: LoopConfig, reg: Any, evaluation: bool = False):
-    chosen = cfg.eval_backend if evaluation and cfg.eval_backend is not None else cfg.backend
-    return reg.build(chosen)
+def _build_backend(config: BackendConfig, reg: Any) -> RobotBackend:
+    return reg.build(config)
 
 
 def uses_expert(i: int, share: float) -> bool:
@@ -73,16 +92,42 @@ class _Job:
 
     cfg_toml: str
     mode: str  # "demos" | "collect" | "eval"
+    stage: str
     seeds: tuple[int, ...]
+    progress_file: str
     expert_seeds: tuple[int, ...] = ()
     store: str = ""
-    policy_dir: str = ""
+    iteration: int | None = None
+    policy_dir: str = ""  # a policy checkpoint directory or a policy server URL
     policy_version: str = ""
-    progress_file: str = ""
     guidance: float | None = None  # evaluate with this CFG beta instead of the checkpoint's
 
 
-def _run_job(job: _Job, threads: int | None = None) -> list[dict[str, Any]]:
+def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, RobotBackend]:
+    """(actor, deployment settings, backend) of a job; evaluation renders what the policy reads."""
+    if job.mode == "demos":
+        backend = _build_backend(cfg.backend, reg)
+        demonstrator = cfg.demonstrator
+        actor = reg.build(demonstrator, backend)
+        return actor, None, backend
+    policy, deployment, _ = open_policy(job.policy_dir, reg)
+    if job.guidance is not None:
+        deployment = attrs.evolve(deployment, guidance=job.guidance)
+    if job.mode == "eval":
+        backend = _build_backend(evaluation_backend_config(cfg.eval_backend or cfg.backend, policy), reg)
+    else:
+        backend = _build_backend(cfg.backend, reg)
+    check_serves(backend, policy)
+    return policy, deployment, backend
+
+
+def _run_job(
+    job: _Job,
+    threads: int | None = None,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    registry: Any = None,
+) -> list[dict[str, Any]]:
+    """Run a job's seeds; in a worker process (``registry`` None) with the registry plugins load there."""
     import torch
 
     from recap.plugins import get_registry
@@ -90,59 +135,112 @@ def _run_job(job: _Job, threads: int | None = None) -> list[dict[str, Any]]:
     if threads is not None:
         torch.set_num_threads(threads)  # workers share the cores; oversubscribed BLAS threads thrash
 
-    reg = get_registry()
+    reg = registry if registry is not None else get_registry()
     cfg = recap_config.loads(job.cfg_toml, LoopConfig, "toml", reg)
-    backend = _backend(cfg, reg, evaluation=job.mode == "eval")
+    actor, deployment, backend = _actor_and_backend(job, cfg, reg)
     common = {
         "task": cfg.task,
         "chunk_execute": cfg.collect.chunk_execute,
         "time_limit": cfg.collect.time_limit,
+        "deployment": deployment,
     }
     out: list[dict[str, Any]] = []
     try:
-        if job.mode == "demos":
-            actor = reg.build(cfg.demonstrator, backend)
-            deployment = None
-        else:
-            actor, deployment = load_policy(job.policy_dir, reg)
-            if job.guidance is not None:
-                deployment = attrs.evolve(deployment, guidance=job.guidance)
         store = EpisodeStore.open(job.store) if job.store else None
         expert = None
         if job.expert_seeds:
             expert = reg.build(cfg.expert, backend)
         for seed in job.seeds:
-            teleop = expert if seed in job.expert_seeds else None
             if job.mode == "eval":
-                report = evaluate_rollouts(backend, actor, seeds=[seed], deployment=deployment, **common)
+                report = evaluate_rollouts(backend, actor, seeds=[seed], **common)
             else:
                 _, report = collect(
                     backend,
                     actor,
                     store,
                     seeds=[seed],
-                    teleoperator=teleop,
-                    deployment=deployment,
+                    teleoperator=expert if seed in job.expert_seeds else None,
                     policy_version=job.policy_version,
+                    iteration=job.iteration,
+                    stage=job.stage,
                     **common,
                 )
             summary = attrs.asdict(report.episodes[0])
             out.append(summary)
-            if job.progress_file:
-                with open(job.progress_file, "a") as fh:
-                    fh.write(json.dumps(summary) + "\n")
+            _append_progress(Path(job.progress_file), summary)
+            if on_episode is not None:
+                on_episode(summary)
     finally:
         backend.close()
     return out
 
 
-def _run_jobs(cfg: LoopConfig, reg: Any, jobs: list[_Job]) -> list[dict[str, Any]]:
+def _append_progress(path: Path, summary: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(summary) + "\n")
+
+
+def _read_progress(path: Path) -> dict[int, dict[str, Any]]:
+    """Seed -> episode summary of the finished episodes (a line cut by a crash is ignored)."""
+    done: dict[int, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                summary = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[summary["seed"]] = summary
+    return done
+
+
+def _recorded_summary(store: EpisodeStore, meta: EpisodeMeta) -> dict[str, Any]:
+    """The summary of an episode the store committed but the stage's progress file missed."""
+    interventions = int(np.asarray(store.arrays(meta.episode_id)[keys.IS_INTERVENTION]).sum())
+    summary = EpisodeSummary(
+        seed=meta.seed,
+        success=meta.success,
+        length=meta.length,
+        duration_s=meta.duration_s,
+        intervention_steps=interventions,
+        source=meta.source,
+        episode_id=meta.episode_id,
+    )
+    return attrs.asdict(summary)
+
+
+def _done_seeds(stage: str, progress: Path, store: EpisodeStore | None) -> dict[int, dict[str, Any]]:
+    """Seed -> summary of every episode of ``stage`` already run: the store is the record of collected
+    episodes (the progress file may miss the last one), the progress file that of evaluations."""
+    done = _read_progress(progress)
+    if store is not None:
+        for meta in store.episodes(stage=stage):
+            if meta.seed is not None and meta.seed not in done:
+                done[meta.seed] = _recorded_summary(store, meta)
+                _append_progress(progress, done[meta.seed])
+    return done
+
+
+def _run_jobs(jobs: list[_Job], shown: EpisodeProgress, registry: Any) -> None:
     jobs = [j for j in jobs if j.seeds]
+    report = lambda summary: shown.update(summary["success"])  # noqa: E731
     if len(jobs) <= 1:
-        return [s for j in jobs for s in _run_job(j)]
+        for job in jobs:
+            _run_job(job, on_episode=report, registry=registry)
+        return
     threads = max(1, (os.cpu_count() or 1) // len(jobs))
+    progress = Path(jobs[0].progress_file)
+    seen = len(_read_progress(progress))
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-        return [s for part in pool.map(_run_job, jobs, [threads] * len(jobs)) for s in part]
+        futures = [pool.submit(_run_job, job, threads) for job in jobs]
+        pending = set(futures)
+        while pending:  # workers append to the progress file; show each new line as it lands
+            _, pending = wait(pending, timeout=1.0)
+            finished = list(_read_progress(progress).values())
+            for summary in finished[seen:]:
+                report(summary)
+            seen = max(seen, len(finished))
+        for future in futures:
+            future.result()  # re-raise a worker's error
 
 
 def _split(seeds: list[int], workers: int) -> list[tuple[int, ...]]:
@@ -150,61 +248,102 @@ def _split(seeds: list[int], workers: int) -> list[tuple[int, ...]]:
 
 
 def _stage_episodes(
-    cfg: LoopConfig, reg: Any, stage_dir: Path, mode: str, seeds: list[int], expert: set[int], **job: Any
+    run: LoopRun,
+    stage_dir: Path,
+    *,
+    mode: str,
+    seeds: list[int],
+    expert: frozenset[int] = frozenset(),
+    store: EpisodeStore | None = None,
+    **job: Any,
 ) -> RolloutReport:
+    """Run every seed of the stage not run before; report all of them."""
+    cfg, stage = run.cfg, stage_dir.name
     progress = stage_dir / PROGRESS
-    done = [json.loads(line) for line in progress.read_text().splitlines()] if progress.exists() else []
-    todo = [s for s in seeds if s not in {d["seed"] for d in done}]
-    cfg_toml = recap_config.dumps(cfg, "toml", reg)
+    done = _done_seeds(stage, progress, store)
+    todo = [s for s in seeds if s not in done]
+    cfg_toml = recap_config.dumps(cfg, "toml", run.registry)
     jobs = [
-        _Job(cfg_toml, mode, part, tuple(s for s in part if s in expert), progress_file=str(progress), **job)
+        _Job(
+            cfg_toml,
+            mode,
+            stage,
+            part,
+            str(progress),
+            tuple(s for s in part if s in expert),
+            store=str(store.root) if store is not None else "",
+            **job,
+        )
         for part in _split(todo, cfg.collect.workers)
     ]
-    _run_jobs(cfg, reg, jobs)
-    done = [json.loads(line) for line in progress.read_text().splitlines()] if progress.exists() else []
-    by_seed = {d["seed"]: EpisodeSummary(**d) for d in done}
-    return RolloutReport.from_summaries(cfg.task, [by_seed[s] for s in seeds])
+    before = [done[s] for s in seeds if s in done]
+    shown = EpisodeProgress(
+        len(seeds),
+        stage,
+        done=len(before),
+        successes=sum(bool(d["success"]) for d in before),
+        enabled=run.progress,
+    )
+    try:
+        _run_jobs(jobs, shown, run.registry)
+    finally:
+        shown.close()
+    by_seed = _read_progress(progress)
+    return RolloutReport.from_summaries(cfg.task, [EpisodeSummary(**by_seed[s]) for s in seeds])
 
 
-def collect_demos(cfg: LoopConfig, store: EpisodeStore, stage_dir: Path, reg: Any) -> dict[str, Any]:
+def collect_demonstrations(run: LoopRun, stage_dir: Path) -> dict[str, Any]:
+    """D_demo: ``collect.demos`` demonstrations of the task, recorded as iteration 0."""
+    cfg = run.cfg
     seeds = [cfg.seed + DEMO_SEEDS + i for i in range(cfg.collect.demos)]
     report = _stage_episodes(
-        cfg, reg, stage_dir, "demos", seeds, set(), store=str(store.root), policy_version="demonstrator"
+        run,
+        stage_dir,
+        mode="demos",
+        seeds=seeds,
+        store=run.store,
+        iteration=DEMOS_ITERATION,
+        policy_version="demonstrator",
     )
     return {"label": "demonstrations", "episodes_metrics": metrics(report)}
 
 
-def collect_autonomous(
-    cfg: LoopConfig, store: EpisodeStore, policy_dir: Path, k: int, stage_dir: Path, reg: Any
-):
-    n = cfg.collect.episodes_per_iteration
-    seeds = [cfg.seed + COLLECT_SEEDS * k + i for i in range(n)]
+def collect_autonomous(run: LoopRun, stage_dir: Path, *, policy: Path, iteration: int) -> dict[str, Any]:
+    """Collection ``iteration``: episodes of ``policy`` (pi^(iteration-1)), a share watched by the expert."""
+    cfg = run.cfg
+    seeds = [cfg.seed + COLLECT_SEEDS * iteration + i for i in range(cfg.collect.episodes_per_iteration)]
     share = cfg.collect.intervention_share if cfg.expert is not None else 0.0
-    expert = {s for i, s in enumerate(seeds) if uses_expert(i, share)}
-    report = _stage_episodes(
-        cfg,
-        reg,
-        stage_dir,
-        "collect",
-        seeds,
-        expert,
-        store=str(store.root),
-        policy_dir=str(policy_dir),
-        policy_version=f"iteration-{k - 1}",
-    )
+    with contextlib.ExitStack() as stack:
+        source = str(policy)
+        if cfg.collect.serve:  # the robot's path: the workers reach the policy through a server
+            source = stack.enter_context(serving(policy, registry=run.registry))
+        report = _stage_episodes(
+            run,
+            stage_dir,
+            mode="collect",
+            seeds=seeds,
+            expert=frozenset(s for i, s in enumerate(seeds) if uses_expert(i, share)),
+            store=run.store,
+            iteration=iteration,
+            policy_dir=source,
+            policy_version=f"iteration-{iteration - 1}",
+        )
     return {
-        "label": f"collection {k} (policy {k - 1})",
+        "label": f"collection {iteration} (policy {iteration - 1})",
         "episodes_metrics": metrics(report),
-        "policy": str(policy_dir),
+        "policy": str(policy),
+        **({"served_at": source} if cfg.collect.serve else {}),
     }
 
 
-def evaluate(
-    cfg: LoopConfig, policy_dir: Path, stage_dir: Path, reg: Any, label: str, guidance: float | None = None
+def evaluate_policy(
+    run: LoopRun, stage_dir: Path, *, policy: Path, label: str, guidance: float | None = None
 ) -> dict[str, Any]:
+    """``collect.eval_episodes`` episodes of ``policy`` on the fixed evaluation seeds; nothing recorded."""
+    cfg = run.cfg
     seeds = [cfg.seed + EVAL_SEEDS + i for i in range(cfg.collect.eval_episodes)]
     report = _stage_episodes(
-        cfg, reg, stage_dir, "eval", seeds, set(), policy_dir=str(policy_dir), guidance=guidance
+        run, stage_dir, mode="eval", seeds=seeds, policy_dir=str(policy), guidance=guidance
     )
     (stage_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
-    return {"label": label, "episodes_metrics": metrics(report), "policy": str(policy_dir)}
+    return {"label": label, "episodes_metrics": metrics(report), "policy": str(policy)}

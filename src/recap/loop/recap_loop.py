@@ -4,27 +4,31 @@
     for k in 1..K: collect-k -> value-k (from V_pre) -> label-k -> policy-k (from pi_pre) -> eval-k
 
 Every stage writes its resolved config, metrics, checkpoints and a summary under ``<out>/stages/<stage>``;
-``<out>/store`` holds all experience; a killed run resumes at the stage it was in.
+``<out>/store`` holds all experience, each episode tagged with the iteration and stage that recorded it, and
+each stage trains on the episodes its provenance selects. A killed run resumes at the stage it was in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from recap import config as recap_config
-from recap.data import EpisodeStore
-from recap.loop import experience
 from recap.loop.config import LoopConfig
-from recap.loop.stages import StageRunner
-from recap.train.checkpoint import value_model_id
-from recap.train.labeling import label_store
-from recap.train.policy import POLICY_DIR, train_policy
-from recap.train.value import VALUE_DIR, train_value
+from recap.loop.experience import collect_autonomous, collect_demonstrations, evaluate_policy
+from recap.loop.run import STORE, LoopRun
+from recap.loop.training_stages import (
+    label_stage,
+    policy_checkpoint,
+    sft_stage,
+    train_policy_stage,
+    train_value_stage,
+    value_checkpoint,
+)
 
-STORE = "store"
+__all__ = ["STORE", "LoopResult", "run_loop"]
 
 
 @attrs.frozen
@@ -32,138 +36,86 @@ class LoopResult:
     run_dir: Path
     summaries: dict[str, dict[str, Any]]
 
-    def evaluations(self) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.summaries.items() if k.startswith("eval-")}
 
-
-def run_loop(cfg: LoopConfig, registry: Any = None, log=print) -> LoopResult:
+def run_loop(cfg: LoopConfig, registry: Any = None, log: Callable[[str], None] = print) -> LoopResult:
     """Run (or resume) the whole loop; returns every stage's summary."""
-    from recap.plugins import get_registry
+    if registry is None:
+        from recap.plugins import get_registry
 
-    reg = registry if registry is not None else get_registry()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    recap_config.dump(cfg, out / "config.toml", reg)
-    runner = StageRunner(out, log)
-    spec = experience.backend_spec(cfg, reg)
-    store_dir = out / STORE
-    store = EpisodeStore.open(store_dir) if store_dir.exists() else EpisodeStore.create(store_dir, spec)
-    summaries: dict[str, dict[str, Any]] = {}
+        registry = get_registry()
+    run = LoopRun.start(cfg, registry, log)
 
-    def stage(name: str, fn) -> dict[str, Any]:
-        summaries[name] = runner.run(name, fn)
-        return summaries[name]
-
-    stage("demos", lambda d: experience.collect_demos(cfg, store, d, reg))
-    task_eps = lambda: store.episodes(task=cfg.task)  # noqa: E731 - re-read: the store grows
-
-    v_pre = runner.dir("value-pretrain") / VALUE_DIR
-    stage("value-pretrain", lambda d: _value(cfg, store, d, cfg.value_pretrain, None, reg))
-    pre_labels = stage("label-pretrain", lambda d: _label(store, v_pre, cfg.pretrain_labeler, reg))[
-        "label_set"
-    ]
-    pi_pre = runner.dir("policy-pretrain") / POLICY_DIR
-    stage(
-        "policy-pretrain",
-        lambda d: _policy(cfg, store, d, cfg.extractor, cfg.policy_pretrain, pre_labels, None, None, reg),
+    # D_demo: demonstrations of the task (iteration 0)
+    run.stage("demos", collect_demonstrations)
+    # 1: V_pre on D_demo (Eq. 1), Monte-Carlo advantages from it
+    v_pre = value_checkpoint(
+        run.stage(
+            "value-pretrain",
+            train_value_stage,
+            training=cfg.value_pretrain,
+            episodes=run.demonstrations(),
+            init_from=None,
+        ).dir
     )
-    pi_current = pi_pre
+    pretrain_labels = run.stage(
+        "label-pretrain",
+        label_stage,
+        value=v_pre,
+        labeler=cfg.pretrain_labeler,
+        episodes=run.demonstrations(),
+    ).summary["label_set"]
+    # 2: pi_pre on D_demo, conditioned on V_pre's improvement indicator
+    pi_pre = policy_checkpoint(
+        run.stage(
+            "policy-pretrain",
+            train_policy_stage,
+            extractor=cfg.extractor,
+            training=cfg.policy_pretrain,
+            label_set=pretrain_labels,
+            episodes=run.demonstrations(),
+            init_from=None,
+        ).dir
+    )
+    # 3-5: demonstration fine-tuning of pi_pre for the task (I = 1)
+    policy = pi_pre
     if cfg.sft_extractor is not None:
-        sft = stage("sft", lambda d: _sft(cfg, store, d, pi_pre, pre_labels, reg, log))
-        # from the run directory, not the recorded path: a moved or copied run directory resumes too
-        pi_current = pi_pre if "skipped" in sft else runner.dir("sft") / POLICY_DIR
-    stage(
-        "eval-0",
-        lambda d: experience.evaluate(
-            cfg, pi_current, d, reg, label="SFT" if cfg.sft_extractor else "pre-trained"
-        ),
-    )
+        sft = run.stage(
+            "sft", sft_stage, extractor=cfg.sft_extractor, label_set=pretrain_labels, init_from=pi_pre
+        )
+        policy = pi_pre if "skipped" in sft.summary else policy_checkpoint(sft.dir)
+    run.stage("eval-0", evaluate_policy, policy=policy, label="SFT" if cfg.sft_extractor else "pre-trained")
 
     for k in range(1, cfg.iterations + 1):
-        policy_k = pi_current
-        stage(
-            f"collect-{k}", lambda d, p=policy_k, k=k: experience.collect_autonomous(cfg, store, p, k, d, reg)
+        # 7: collect with pi^(k-1) (some episodes watched by the expert), add to D
+        run.stage(f"collect-{k}", collect_autonomous, policy=policy, iteration=k)
+        # 8: V^k from V_pre on D
+        v_k = value_checkpoint(
+            run.stage(
+                f"value-{k}",
+                train_value_stage,
+                training=cfg.value_finetune,
+                episodes=run.experience_through(k),
+                init_from=v_pre,
+            ).dir
         )
-        stage(f"value-{k}", lambda d: _value(cfg, store, d, cfg.value_finetune, v_pre, reg, task_eps()))
-        v_k = runner.dir(f"value-{k}") / VALUE_DIR
-        labels_k = stage(
-            f"label-{k}", lambda d, v=v_k: _label(store, v, cfg.finetune_labeler, reg, task_eps())
-        )["label_set"]
-        stage(
-            f"policy-{k}",
-            lambda d, lab=labels_k: _policy(
-                cfg, store, d, cfg.extractor, cfg.policy_finetune, lab, task_eps(), pi_pre, reg
-            ),
+        labels_k = run.stage(
+            f"label-{k}",
+            label_stage,
+            value=v_k,
+            labeler=cfg.finetune_labeler,
+            episodes=run.experience_through(k),
+        ).summary["label_set"]
+        # 9: pi^k from pi_pre on D, conditioned on V^k's improvement indicator
+        policy = policy_checkpoint(
+            run.stage(
+                f"policy-{k}",
+                train_policy_stage,
+                extractor=cfg.extractor,
+                training=cfg.policy_finetune,
+                label_set=labels_k,
+                episodes=run.experience_through(k),
+                init_from=pi_pre,
+            ).dir
         )
-        pi_current = runner.dir(f"policy-{k}") / POLICY_DIR
-        stage(
-            f"eval-{k}",
-            lambda d, p=pi_current, k=k: experience.evaluate(cfg, p, d, reg, label=f"Recap iter {k}"),
-        )
-    return LoopResult(out, summaries)
-
-
-def _value(
-    cfg: LoopConfig, store, stage_dir: Path, training, init_from, reg, episodes=None
-) -> dict[str, Any]:
-    result = train_value(
-        store,
-        value=cfg.value,
-        trainer=training.trainer,
-        out_dir=stage_dir,
-        batch_size=training.batch_size,
-        episodes=episodes,
-        init_from=init_from,
-        registry=reg,
-    )
-    return {
-        "checkpoint": str(result.checkpoint),
-        "metrics": result.train.metrics,
-        "value_id": value_model_id(result.checkpoint),
-        "resumed_from": result.train.resumed_from,
-    }
-
-
-def _sft(cfg: LoopConfig, store, stage_dir: Path, pi_pre: Path, label_set: str, reg, log) -> dict[str, Any]:
-    """Demonstration fine-tuning (I = 1) on the successful demonstrations of the task."""
-    # A failed demonstration labelled I = 1 would teach the failure, so only successes are imitated.
-    demos = [e for e in store.episodes(task=cfg.task) if e.source == "demonstration" and e.success]
-    if not demos:
-        log("[sft] no successful demonstration of the task: SFT skipped, the pre-trained policy is deployed")
-        return {"checkpoint": str(pi_pre), "skipped": "no successful demonstrations"}
-    summary = _policy(cfg, store, stage_dir, cfg.sft_extractor, cfg.policy_sft, label_set, demos, pi_pre, reg)
-    return {**summary, "demonstrations": len(demos)}
-
-
-def _label(store, value_dir: Path, labeler, reg, episodes=None) -> dict[str, Any]:
-    report = label_store(store, value_dir, labeler, episodes=episodes, registry=reg, progress=False)
-    return {
-        "label_set": report.label_set,
-        "thresholds": dict(report.thresholds),
-        "positive_fraction": dict(report.positive_fraction),
-        "episodes": report.n_episodes,
-    }
-
-
-def _policy(
-    cfg: LoopConfig, store, stage_dir, extractor, training, label_set, episodes, init_from, reg
-) -> dict[str, Any]:
-    result = train_policy(
-        store,
-        policy=cfg.policy,
-        extractor=extractor,
-        trainer=training.trainer,
-        out_dir=stage_dir,
-        batch_size=training.batch_size,
-        chunk_size=cfg.chunk_size,
-        label_set=label_set,
-        episodes=episodes,
-        init_from=init_from,
-        registry=reg,
-        resolved_config=cfg,
-    )
-    return {
-        "checkpoint": str(result.checkpoint),
-        "metrics": result.train.metrics,
-        "resumed_from": result.train.resumed_from,
-    }
+        run.stage(f"eval-{k}", evaluate_policy, policy=policy, label=f"Recap iter {k}")
+    return LoopResult(run.run_dir, run.summaries)

@@ -19,10 +19,14 @@ class Policy(Protocol):
     Attributes:
         chunk_size: actions per chunk (H).
         action_dim: size of one action.
+        input_cameras: the cameras whose frames the policy reads (names from the robot spec, ``()`` for none).
+            Training loads only these frames, and evaluation renders these cameras and no others, so a
+            policy must list every camera its ``sample_actions`` looks at.
     """
 
     chunk_size: int
     action_dim: int
+    input_cameras: tuple[str, ...]
 
     def per_sample_loss(
         self,

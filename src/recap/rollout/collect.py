@@ -14,10 +14,13 @@ from typing import Any
 import attrs
 import torch
 
+from recap.config import BackendConfig
 from recap.data import EpisodeMeta, EpisodeStore
 from recap.errors import ConfigError
-from recap.protocols import DeploymentSettings, RobotBackend, Teleoperator
+from recap.protocols import DeploymentSettings, Policy, RobotBackend, Teleoperator
 from recap.rl import mean_time_to_success, success_rate, throughput_ci
+from recap.rollout.chunking import Execution
+from recap.rollout.progress import EpisodeProgress
 from recap.rollout.runner import EpisodeRecord, run_episode
 
 
@@ -118,21 +121,15 @@ def _episodes(
     seeds = list(seeds)
     if not seeds:
         raise ConfigError("no seeds given: pass at least one episode seed")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(seeds), desc=f"{task}", unit="ep")
+    shown = EpisodeProgress(len(seeds), task, enabled=progress)
     summaries = []
-    for seed in seeds:
-        record = run_episode(backend, actor, task=task, seed=seed, **run_kwargs)
-        summaries.append(_summary(record, on_record(record)))
-        if bar is not None:
-            done = [s for s in summaries if s.success is not None]
-            bar.set_postfix(success=f"{sum(bool(s.success) for s in done)}/{len(done)}")
-            bar.update()
-    if bar is not None:
-        bar.close()
+    try:
+        for seed in seeds:
+            record = run_episode(backend, actor, task=task, seed=seed, **run_kwargs)
+            summaries.append(_summary(record, on_record(record)))
+            shown.update(record.success)
+    finally:
+        shown.close()
     return RolloutReport.from_summaries(task, summaries)
 
 
@@ -150,12 +147,16 @@ def collect(
     source: str | None = None,
     policy_version: str = "",
     robot_id: str = "",
+    iteration: int | None = None,
+    stage: str | None = None,
     progress: bool = False,
+    execution: Execution | None = None,
 ) -> tuple[list[EpisodeMeta], RolloutReport]:
     """Run one episode per seed and add each to ``store`` (atomically, as it finishes).
 
     ``source`` overrides the recorded source (default: "demonstration" for a demonstrator, "autonomous" for a
-    policy, "correction" for episodes in which the operator intervened).
+    policy, "correction" for episodes in which the operator intervened). ``iteration`` / ``stage`` are the
+    loop provenance recorded with each episode, together with its seed.
     """
     metas: list[EpisodeMeta] = []
 
@@ -168,6 +169,9 @@ def collect(
             policy_version=policy_version,
             robot_id=robot_id,
             subtasks=record.subtasks,
+            iteration=iteration,
+            stage=stage,
+            seed=record.seed,
         )
         metas.append(meta)
         return meta.episode_id
@@ -183,6 +187,7 @@ def collect(
         time_limit=time_limit,
         teleoperator=teleoperator,
         deployment=deployment,
+        execution=execution,
     )
     return metas, report
 
@@ -198,8 +203,12 @@ def evaluate(
     teleoperator: Teleoperator | None = None,
     deployment: DeploymentSettings | None = None,
     progress: bool = False,
+    execution: Execution | None = None,
 ) -> RolloutReport:
-    """Run one episode per seed (nothing recorded) and report success rate, throughput and durations."""
+    """Run one episode per seed (nothing recorded) and report success rate, throughput and durations.
+
+    ``execution`` says how a policy's chunks run (sync / naive async / real-time chunking, delay).
+    """
     return _episodes(
         backend,
         actor,
@@ -212,4 +221,29 @@ def evaluate(
         teleoperator=teleoperator,
         deployment=deployment,
         record_images=False,
+        execution=execution,
     )
+
+
+def evaluation_backend_config(config: BackendConfig, policy: Policy) -> BackendConfig:
+    """``config`` rendering exactly the cameras ``policy`` reads.
+
+    Evaluation records nothing, so a camera the policy does not read is rendered for nobody (a state-only
+    policy runs about 4x faster without rendering), and one it reads but the backend lacks would stop the
+    first episode. Backends whose ``cameras`` setting is a list of camera names are adjusted; any other
+    backend is used as configured and checked by :func:`check_serves`.
+    """
+    cameras = getattr(config, "cameras", None)
+    if isinstance(cameras, (tuple, list)) and all(isinstance(c, str) for c in cameras):
+        return attrs.evolve(config, cameras=tuple(policy.input_cameras))
+    return config
+
+
+def check_serves(backend: RobotBackend, policy: Policy) -> None:
+    """Refuse a backend that lacks a camera the policy reads, before any episode starts."""
+    missing = [c for c in policy.input_cameras if c not in backend.spec.camera_names]
+    if missing:
+        raise ConfigError(
+            f"the policy reads cameras {missing}, but the backend provides {list(backend.spec.camera_names)}; "
+            "configure the backend with those cameras"
+        )

@@ -118,6 +118,9 @@ class PolicyConformance:
         assert isinstance(policy, Policy)
         assert isinstance(policy, nn.Module)
         assert policy.chunk_size > 0 and policy.action_dim > 0
+        assert isinstance(policy.input_cameras, tuple) and all(
+            isinstance(c, str) for c in policy.input_cameras
+        )
 
     def test_per_sample_loss_shapes_and_finite(self, policy, batch):
         size = batch.batch_size[0]

@@ -158,7 +158,7 @@ class ValueEstimatorConformance:
 
         config, spec, stats, registry = checkpoint
         est = make_estimator().eval()
-        save_value(tmp_path / "ckpt", est, config, spec, stats)
+        save_value(tmp_path / "ckpt", est, config, spec, stats, registry)
         loaded = load_value(tmp_path / "ckpt", registry)
         obs = _obs_only(batch)
         torch.testing.assert_close(loaded.predict(obs)["value"], est.predict(obs)["value"])

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from recap import config as recap_config
 from recap.config import ExtractorConfig, PolicyConfig
 from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
@@ -85,7 +86,7 @@ def train_policy(
         seed=trainer.seed,
         episodes=chosen,
         label_set=label_set,
-        cameras=getattr(model, "input_cameras", None),  # frames the policy never reads are not copied
+        cameras=model.input_cameras,  # frames the policy never reads are not copied
         label_columns=mc_return_columns(chosen, store.max_length_per_task()),
     )
     check_required_keys(sampler.batch(0), extractor_impl.required_keys, reg.entry_for(extractor).name)
@@ -98,10 +99,16 @@ def train_policy(
         sampler.batch,
         trainer,
         out_dir / "train",
-        resolved_config=resolved_config,
+        resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     ckpt = save_policy(
-        out_dir / POLICY_DIR, model, policy_config, store.spec, store.norm_stats(), extractor_impl.deployment
+        out_dir / POLICY_DIR,
+        model,
+        policy_config,
+        store.spec,
+        store.norm_stats(),
+        extractor_impl.deployment,
+        reg,
     )
     return PolicyTrainingResult(ckpt, result)
 
@@ -122,7 +129,6 @@ def _fit_batch(sampler: WindowSampler):
 
 
 def _read_policy_config(directory: str | Path, registry: Any) -> PolicyConfig:
-    from recap import config as recap_config
     from recap.train.checkpoint import CONFIG
 
     return recap_config.load(Path(directory) / CONFIG, PolicyConfig, registry)

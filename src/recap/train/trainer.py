@@ -23,7 +23,6 @@ from tensordict import TensorDict
 from torch import nn
 from tqdm.auto import tqdm
 
-from recap import config as recap_config
 from recap.errors import ConfigError
 from recap.train import distributed as ddp
 from recap.train import state as ckpt_state
@@ -142,13 +141,13 @@ def train(
     out_dir: str | Path,
     *,
     init_from: str | Path | None = None,
-    resolved_config: Any = None,
+    resolved_config: str | None = None,
 ) -> TrainResult:
     """Train ``module`` by minimising the sum of the ``loss_*`` terms of ``loss_fn(batch_fn(step, rank, world))``.
 
     Resumes exactly from the newest checkpoint in ``out_dir`` when there is one (``init_from`` is then ignored);
     otherwise starts from ``init_from``'s weights (a checkpoint directory or a ``.safetensors`` file) when given.
-    ``resolved_config`` (any attrs config) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
+    ``resolved_config`` (the run's config as TOML text) is written to ``out_dir/resolved_config.toml`` by rank 0. At the end
     the module holds the final weights (the EMA when enabled).
     """
     started = time.perf_counter()
@@ -170,7 +169,7 @@ def _run(
         out_dir.mkdir(parents=True, exist_ok=True)
         ckpt_state.remove_stale_temporaries(out_dir)
         if resolved_config is not None:
-            recap_config.dump(resolved_config, out_dir / RESOLVED_CONFIG)
+            (out_dir / RESOLVED_CONFIG).write_text(resolved_config)
     ddp.barrier(info)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)

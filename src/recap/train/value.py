@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from recap import config as recap_config
 from recap.config import ValueEstimatorConfig
 from recap.data import EpisodeStore, WindowSampler
 from recap.data.schema import EpisodeMeta
@@ -117,11 +118,11 @@ def train_value(
         trainer,
         out_dir / TRAIN_DIR,
         init_from=init_from,
-        resolved_config=resolved_config,
+        resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     checkpoint = out_dir / VALUE_DIR
     if int(os.environ.get("RANK", "0")) == 0:
-        save_value(checkpoint, estimator, value, spec, stats)
+        save_value(checkpoint, estimator, value, spec, stats, reg)
     return ValueTrainingResult(checkpoint, result, skipped)
 
 

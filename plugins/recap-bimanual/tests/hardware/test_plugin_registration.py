@@ -31,8 +31,8 @@ latency_ms = 10.0
 retries = 4
 cameras = [{{name = "cam_high", source = "synthetic"}}]
 """
-    cfg = rc.loads(text, BackendConfig, registry=registry)
-    assert rc.loads(rc.dumps(cfg, registry=registry), BackendConfig, registry=registry) == cfg
+    cfg = rc.loads(text, BackendConfig, "toml", registry)
+    assert rc.loads(rc.dumps(cfg, "toml", registry), BackendConfig, "toml", registry) == cfg
     with registry.get("backend", "aloha-hw").build(cfg) as robot:
         assert isinstance(robot, RobotBackend) and robot.spec.camera_names == ("cam_high",)
         robot.reset("pick")

@@ -50,6 +50,7 @@ class Pi06Policy(nn.Module):
         super().__init__()
         self.config, self.spec = config, spec
         self.chunk_size, self.action_dim = config.chunk_size, spec.action_dim
+        self.input_cameras = spec.camera_names  # the vision tower reads every camera of the spec
         self.trunk = Trunk.from_config(config, spec, stats, extra_vocab=config.fast_vocab_size)
         self.fast = FastTokenizer(
             config.chunk_size, spec.action_dim, config.fast_vocab_size, config.fast_scale

@@ -29,10 +29,6 @@ class JointSpec:
     lower: float = -math.pi
     upper: float = math.pi
 
-    @property
-    def is_gripper(self) -> bool:
-        return self.name == "gripper"
-
 
 @attrs.frozen
 class ArmSpec:

@@ -220,9 +220,3 @@ def insertion_servo_step(world: World, depth: float, steps: int = 10, max_advanc
         quat = quat_mul(quat_axis_angle(tuple(world_axis), 0.5 * angle), quat)
     target = world.right.replace(pos=world.right.pos + delta, quat=quat)
     return Keyframe(steps, world.left, target, "insert")
-
-
-def insertion_insert(world: World) -> list[Keyframe]:
-    """Push the peg in along the axis until it presses on the pin, then hold."""
-    target = world.right.replace(pos=_peg_target(world, -0.01))
-    return [Keyframe(100, world.left, target, "insert"), Keyframe(40, world.left, target, "hold")]
