@@ -26,6 +26,7 @@ from recap.data import keys, text
 from recap.data.spec import RobotSpec
 from recap.deploy import codec
 from recap.deploy.adapter import ObservationAdapter
+from recap.deploy.service import INDICATOR_NAMES, INDICATORS
 from recap.errors import ConfigError, PolicyUnavailableError, RecapError
 from recap.protocols import DeploymentSettings, Inpainting
 
@@ -87,8 +88,7 @@ class RemotePolicy:
         """The server's default sampling settings (the served checkpoint's)."""
         if self.recap is None:
             return DeploymentSettings()
-        names = {"positive": True, "none": None, "negative": False}
-        return DeploymentSettings(names[self.recap["indicator"]], float(self.recap["guidance"]))
+        return DeploymentSettings(INDICATORS[self.recap["indicator"]], float(self.recap["guidance"]))
 
     # -- connection ----------------------------------------------------------------------------------------
 
@@ -190,7 +190,7 @@ class RemotePolicy:
         if isinstance(indicator, torch.Tensor):
             indicator = bool(indicator[i])
         fields: dict[str, Any] = {
-            "indicator": {True: "positive", None: "none", False: "negative"}[indicator],
+            "indicator": INDICATOR_NAMES[indicator],
             "guidance": float(guidance),
         }
         if noise is not None:

@@ -35,6 +35,7 @@ from recap.protocols import DeploymentSettings, FlowPolicy, Inpainting, Policy
 
 PREFIX = "recap/"
 INDICATORS: dict[str, bool | None] = {"positive": True, "none": None, "negative": False}
+INDICATOR_NAMES: dict[bool | None, str] = {value: name for name, value in INDICATORS.items()}
 PROTOCOL_VERSION = 1
 
 
@@ -211,7 +212,7 @@ class PolicyService:
             "env_state_dim": spec.env_state_dim,
             "recap": {
                 "protocol": PROTOCOL_VERSION,
-                "indicator": {True: "positive", None: "none", False: "negative"}[self.deployment.indicator],
+                "indicator": INDICATOR_NAMES[self.deployment.indicator],
                 "guidance": self.deployment.guidance,
                 "flow": self.flow,
                 "max_batch": max_batch,
