@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| mode | d (ticks) | d (ms) | success | throughput (/h) | mean episode (s) | held ticks/ep | "
-        "largest boundary jump (rad) | mean per-episode largest jump | median step inside chunks |"
+        "largest boundary jump (rad) | median episode's largest jump | median step inside chunks |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for delay in delays:
