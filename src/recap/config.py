@@ -73,6 +73,15 @@ class DemonstratorConfig(PluginConfig):
     kind: typing.ClassVar[str] = "demonstrator"
 
 
+@attrs.frozen
+class WeightImporterConfig(PluginConfig):
+    """Base of weight-importer configs (``recap weights import``). ``preset``: the importer's architecture
+    preset the import starts from (what the checkpoint's tensors do not fix); "" for the importer's default."""
+
+    kind: typing.ClassVar[str] = "weights_importer"
+    preset: str = ""
+
+
 class ConfigRegistry(Protocol):
     """What (de)serialising plugin configs needs from the plugin registry (``recap.plugins.Registry`` is one).
 

@@ -18,6 +18,10 @@ class LabelError(RecapError, ValueError):
     """Labels are missing or inconsistent (e.g. an episode without a success label)."""
 
 
+class StaleLabelError(LabelError):
+    """A label write based on a label that has changed since it was read (compare-and-set refused)."""
+
+
 class ConfigError(RecapError, ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         TeleoperatorConfig,
         ValueEstimatorConfig,
         ValueNetworkConfig,
+        WeightImporterConfig,
     )
     from recap.data.spec import RobotSpec
     from recap.data.stats import NormStats
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         RobotBackend,
         Teleoperator,
         ValueEstimator,
+        WeightImporter,
     )
 
 PROJECT = "recap"
@@ -67,6 +69,7 @@ ExtractorC = TypeVar("ExtractorC", bound="ExtractorConfig", contravariant=True)
 BackendC = TypeVar("BackendC", bound="BackendConfig", contravariant=True)
 TeleoperatorC = TypeVar("TeleoperatorC", bound="TeleoperatorConfig", contravariant=True)
 DemonstratorC = TypeVar("DemonstratorC", bound="DemonstratorConfig", contravariant=True)
+WeightImporterC = TypeVar("WeightImporterC", bound="WeightImporterConfig", contravariant=True)
 
 
 class Builder(Protocol):
@@ -153,6 +156,16 @@ class RegisterDemonstrator(Protocol):
     ) -> None: ...
 
 
+class WeightImporterFactory(Protocol[WeightImporterC]):
+    def __call__(self, config: WeightImporterC, /) -> WeightImporter: ...
+
+
+class RegisterWeightImporter(Protocol):
+    def __call__(
+        self, name: str, factory: WeightImporterFactory[WeightImporterC], *, config: type[WeightImporterC]
+    ) -> None: ...
+
+
 class RegisterPreset(Protocol):
     """``register(name, preset)``: a frozen attrs config instance, or a :class:`recap.config.Preset` (a config
     kept as data, resolved through the registry on use, for presets that name other plugins)."""
@@ -213,3 +226,9 @@ def register_demonstrators(register: RegisterDemonstrator) -> None:
 def register_presets(register: RegisterPreset) -> None:
     """Called once when the registry loads. Register named configs: ``register(name, preset)``; ``recap config
     show NAME`` prints one and ``recap loop NAME`` runs a loop preset."""
+
+
+@hookspec
+def register_weight_importers(register: RegisterWeightImporter) -> None:
+    """Called once when the registry loads. Register importers of public pretrained checkpoints for
+    ``recap weights import``: ``factory(config) -> WeightImporter``."""

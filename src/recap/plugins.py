@@ -48,6 +48,7 @@ KIND_HOOKS: dict[str, str] = {
     "teleoperator": "register_teleoperators",
     "demonstrator": "register_demonstrators",
     "preset": "register_presets",
+    "weights_importer": "register_weight_importers",
 }
 
 

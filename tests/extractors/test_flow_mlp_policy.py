@@ -71,6 +71,18 @@ def test_normalisation_round_trip_through_stats():
     )
 
 
+def test_quantile_normalisation_maps_the_store_percentiles_to_unit_range():
+    batch = make_batch(SPEC, batch_size=64, chunk_size=4)
+    stats = _stats_for(batch)
+    policy = FlowMLPPolicy(attrs.evolve(STATE_ONLY, normalization="quantile"), SPEC, stats)
+    q = torch.stack([stats[keys.ACTION].q01, stats[keys.ACTION].q99])
+    torch.testing.assert_close(
+        policy.norm.normalize(keys.ACTION, q), torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    )
+    with pytest.raises(ValueError, match="normalization"):
+        FlowMLPConfig(normalization="minmax")
+
+
 @pytest.mark.parametrize("noise_scale", [0.0, 1.0])
 def test_sampling_with_zero_velocity_returns_mean_plus_std_times_noise(noise_scale):
     """With v = 0 the Euler steps leave the initial noise untouched, so a sample in raw units is exactly

@@ -95,3 +95,16 @@ def test_a_kill_between_commit_and_progress_does_not_collect_the_seed_twice(tmp_
     assert sorted(d["seed"] for d in lines) == list(range(DEMOS))
     by_seed = {d["seed"]: d for d in lines}
     assert {by_seed[m.seed]["episode_id"] for m in metas} == {m.episode_id for m in metas}
+
+
+@pytest.mark.slow  # two spawned worker processes import torch and the simulator
+def test_two_workers_record_every_seed_once_and_report_each_episode(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("RECAP_NO_ENTRYPOINTS", raising=False)  # spawned workers load the installed plugins
+    reg = load_registry(entrypoints=True)
+    cfg = _config(tmp_path, reg)
+    cfg = attrs.evolve(cfg, collect=attrs.evolve(cfg.collect, workers=2))
+    run = LoopRun.start(cfg, reg, log=lambda line: None)
+    summary = run.stage("demos", collect_demonstrations).summary
+    assert sorted(m.seed for m in run.store.episodes()) == list(range(DEMOS))
+    assert summary["episodes_metrics"]["episodes"] == DEMOS
+    assert f"[demos] {DEMOS}/{DEMOS} episodes" in capsys.readouterr().err  # the parent saw every worker's

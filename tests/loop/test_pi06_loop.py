@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 
-import attrs
 import pytest
 
 from recap import config as recap_config
 from recap.loop.recap_loop import run_loop
 from recap.loop.run import LoopRun
 from recap.plugins import load_registry, set_registry
+from recap.testing.tiny_loop import tiny_loop
 
 NEEDED = ("recap_bimanual", "recap_pi06", "recap_distributional_value", "recap_advantage_conditioning")
 pytestmark = [
@@ -27,37 +27,7 @@ def _tiny_pi06_loop(tmp_path, reg):
     from recap_pi06.config import PI06_TINY
 
     cfg = recap_config.resolve_preset("smoke", reg)
-    steps = {"steps": 3, "warmup_steps": 0, "checkpoint_every": 50, "log_every": 3, "progress": False}
-
-    def training(stage):
-        return attrs.evolve(stage, trainer=attrs.evolve(stage.trainer, **steps), batch_size=4)
-
-    return attrs.evolve(
-        cfg,
-        out=tmp_path / "run",
-        policy=PI06_TINY,
-        chunk_size=PI06_TINY.chunk_size,
-        backend=attrs.evolve(cfg.backend, time_limit=20),
-        collect=attrs.evolve(
-            cfg.collect,
-            demos=2,
-            episodes_per_iteration=2,
-            eval_episodes=2,
-            chunk_execute=PI06_TINY.chunk_size,
-            time_limit=20,
-            workers=1,
-        ),
-        **{
-            name: training(getattr(cfg, name))
-            for name in (
-                "value_pretrain",
-                "value_finetune",
-                "policy_pretrain",
-                "policy_sft",
-                "policy_finetune",
-            )
-        },
-    )
+    return tiny_loop(cfg, tmp_path / "run", PI06_TINY, PI06_TINY.chunk_size)
 
 
 @pytest.fixture

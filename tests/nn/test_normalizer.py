@@ -86,3 +86,17 @@ def test_renames_are_relative_to_the_module_they_are_registered_on():
         outer.load_state_dict(
             {"0.norm.mean": torch.zeros(2), "0.norm.std": torch.ones(2), "0.bogus": torch.ones(1)}
         )
+
+
+def test_quantile_mode_maps_q01_q99_to_unit_range_and_back():
+    """pi0.5's normalisation: q01 -> -1, q99 -> 1, and unnormalize inverts it; mean/std play no part."""
+    values = torch.linspace(0, 10, 1001)[:, None] ** 2  # skewed: mean/std would give other numbers
+    stats = _stats(values)
+    norm = Normalizer(1, stats, mode="quantile")
+    q = torch.stack([stats.q01, stats.q99])
+    torch.testing.assert_close(norm.normalize(q), torch.tensor([[-1.0], [1.0]]))
+    x = torch.tensor([[3.0], [50.0], [120.0]])
+    torch.testing.assert_close(norm.unnormalize(norm.normalize(x)), x)
+    assert not torch.allclose(norm.normalize(x), Normalizer(1, stats).normalize(x))
+    with pytest.raises(ConfigError, match="mode"):
+        Normalizer(1, stats, mode="minmax")

@@ -114,3 +114,54 @@ def test_store_reopened_sees_labels(trained, reg):
     store, ckpt = trained
     label_store(store, ckpt, RecapLabelerConfig(lookahead=5), name="mine", progress=False)
     assert "mine" in EpisodeStore.open(store.root).label_sets()
+
+
+@pytest.mark.slow
+def test_labelling_on_two_ranks_equals_one_process_exactly(trained, reg):
+    """Batches of 7 frames cut across episodes and alternate between the ranks; thresholds use all values."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store, ckpt = trained
+    single = label_store(store, ckpt, RecapLabelerConfig(lookahead=5, positive_fraction=0.3), name="single",
+                         batch_size=7, progress=False)  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).parent / "dist_label.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}",
+         "--master-addr=127.0.0.1", str(script), str(store.root), str(ckpt), "two", "7"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = EpisodeStore.open(store.root)
+    a, b = store.read_labels("single"), store.read_labels("two")
+    assert set(a) == set(b) == {m.episode_id for m in store.episodes()}
+    for eid in a:
+        for column in ("value", "mc_return", "advantage", "indicator"):
+            assert torch.equal(a[eid][column], b[eid][column]), (eid, column)
+    meta_a, meta_b = (store.label_set_metadata(n)["metadata"] for n in ("single", "two"))
+    assert meta_a["thresholds"] == meta_b["thresholds"] == single.thresholds
+    assert meta_a["positive_fraction"] == meta_b["positive_fraction"]
+
+
+def test_batch_plan_cuts_the_step_stream_every_batch_size_frames():
+    from types import SimpleNamespace
+
+    from recap.train.labeling import batch_plan
+
+    metas = [SimpleNamespace(episode_id=e, length=n) for e, n in (("a", 5), ("b", 9), ("c", 3))]
+    plan = batch_plan(metas, 4)
+    assert plan == [
+        [("a", 0, 4)],
+        [("a", 4, 5), ("b", 0, 3)],
+        [("b", 3, 7)],
+        [("b", 7, 9), ("c", 0, 2)],
+        [("c", 2, 3)],
+    ]
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_plan(metas, 0)

@@ -1,9 +1,12 @@
 """A tiny, fully deterministic training job used by the trainer tests (also run as a script under torchrun).
 
-    python toy_training.py OUT_DIR STEPS [--kill-at K] [--ema D] [--global-batch B]
+    python toy_training.py OUT_DIR STEPS [--kill-at K] [--ema D] [--global-batch B] [--dropout P]
+        [--strategy ddp|fsdp2] [--precision fp32|bf16-mixed|bf16] [--ac] [--accum N]
 
-Trains a 2-layer MLP with dropout to regress y = sin(x0) + x1 / 2 from a fixed pseudo-random data set; ``--kill-at K``
-(dropout draws are per-rank, so data-parallel comparisons pass ``--dropout 0``) SIGKILLs the process while drawing the batch of step K (mid-run, between checkpoints).
+Trains a small residual MLP (two "transformer blocks", so FSDP2 shards per block and activation checkpointing has
+units to recompute) to regress y = sin(x0) + x1 / 2 from a fixed pseudo-random data set. ``--kill-at K``
+SIGKILLs the process while drawing the batch of step K (mid-run, between checkpoints). Dropout draws are per
+rank, so comparisons across world sizes pass ``--dropout 0``. Rank 0 writes ``OUT_DIR/final.safetensors``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,42 @@ from torch import nn
 from recap.train import TrainerConfig, train
 
 
-def make_model(dropout: float = 0.1) -> nn.Module:
+class Block(nn.Module):
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.drop = (
+            nn.Linear(width, 2 * width),
+            nn.Linear(2 * width, width),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.drop(torch.nn.functional.gelu(self.fc1(x))))
+
+
+class Toy(nn.Module):
+    def __init__(self, dropout: float) -> None:
+        super().__init__()
+        self.inp = nn.Linear(4, 16)
+        self.blocks = nn.ModuleList(Block(16, dropout) for _ in range(2))
+        self.head = nn.Linear(16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+    def transformer_blocks(self) -> list[nn.Module]:
+        return list(self.blocks)
+
+    def freezable_parts(self) -> dict[str, nn.Module]:
+        return {"input": self.inp}
+
+
+def make_model(dropout: float = 0.1) -> Toy:
     torch.manual_seed(1234)
-    return nn.Sequential(nn.Linear(4, 32), nn.GELU(), nn.Dropout(dropout), nn.Linear(32, 1))
+    return Toy(dropout)
 
 
 def make_batch_fn(global_batch: int, kill_at: int | None = None):
@@ -40,7 +76,7 @@ def make_batch_fn(global_batch: int, kill_at: int | None = None):
 
 def make_loss_fn(model: nn.Module):
     def loss_fn(batch: TensorDict) -> TensorDict:
-        err = model(batch["x"]) - batch["y"]
+        err = model(batch["x"]).float() - batch["y"]
         return TensorDict(
             {"loss_mse": err.pow(2).mean(), "abs_err": err.abs().mean().detach()}, batch_size=[]
         )
@@ -48,9 +84,16 @@ def make_loss_fn(model: nn.Module):
     return loss_fn
 
 
-def toy_config(steps: int, ema: float | None = None) -> TrainerConfig:
+def toy_config(steps: int, ema: float | None = None, **parallel) -> TrainerConfig:
     return TrainerConfig(
-        steps=steps, lr=1e-2, warmup_steps=5, checkpoint_every=10, log_every=5, progress=False, ema_decay=ema
+        steps=steps,
+        lr=1e-2,
+        warmup_steps=5,
+        checkpoint_every=10,
+        log_every=5,
+        progress=False,
+        ema_decay=ema,
+        **parallel,
     )
 
 
@@ -61,11 +104,20 @@ def run(
     ema: float | None = None,
     global_batch: int = 16,
     dropout: float = 0.1,
+    **parallel,
 ):
     model = make_model(dropout)
     result = train(
-        model, make_loss_fn(model), make_batch_fn(global_batch, kill_at), toy_config(steps, ema), out_dir
+        model,
+        make_loss_fn(model),
+        make_batch_fn(global_batch, kill_at),
+        toy_config(steps, ema, **parallel),
+        out_dir,
     )
+    if result.final_weights is not None:
+        from safetensors.torch import save_file
+
+        save_file(result.final_weights, str(Path(out_dir) / "final.safetensors"))
     return model, result
 
 
@@ -77,13 +129,21 @@ if __name__ == "__main__":
     ap.add_argument("--ema", type=float, default=None)
     ap.add_argument("--global-batch", type=int, default=16)
     ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--strategy", default="ddp")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--ac", action="store_true")
+    ap.add_argument("--accum", type=int, default=1)
     args = ap.parse_args()
-    model, _ = run(args.out_dir, args.steps, args.kill_at, args.ema, args.global_batch, args.dropout)
-    if int(os.environ.get("RANK", "0")) == 0:
-        from safetensors.torch import save_file
-
-        save_file(
-            {k: v.contiguous() for k, v in model.state_dict().items()},
-            str(args.out_dir / "final.safetensors"),
-        )
+    run(
+        args.out_dir,
+        args.steps,
+        args.kill_at,
+        args.ema,
+        args.global_batch,
+        args.dropout,
+        strategy=args.strategy,
+        precision=args.precision,
+        activation_checkpointing=args.ac,
+        grad_accumulation=args.accum,
+    )
     sys.exit(0)

@@ -3,7 +3,7 @@
 import attrs
 import pytest
 import torch
-from recap_pi06.config import FULL_TARGETS, PI06_TINY, VALUE_FULL_TARGETS, Pi06Config, Pi06ValueConfig
+from recap_pi06.config import PI06_TINY, PRESET_TARGETS, Pi06Config, Pi06ValueConfig
 from recap_pi06.params import build_on_meta, part_counts
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.value import Pi06ValueNetwork
@@ -40,7 +40,7 @@ def test_config_round_trips_through_toml(registry):
     assert recap_config.loads(text, PolicyConfig, "toml", registry) == PI06_TINY
 
 
-@pytest.mark.parametrize(("name", "targets"), [("pi06", FULL_TARGETS), ("pi06-value", VALUE_FULL_TARGETS)])
+@pytest.mark.parametrize(("name", "targets"), sorted(PRESET_TARGETS.items()))
 def test_full_size_parameter_counts_on_meta(name, targets):
     model = build_on_meta(name)
     assert next(model.parameters()).device == torch.device("meta")

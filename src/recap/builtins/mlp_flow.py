@@ -32,7 +32,7 @@ from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import ConfigError, SchemaError
 from recap.nn import FeatureNormalizers, flow_matching_path, masked_chunk_mean, rename_on_load
-from recap.nn.normalizer import DEFAULT_MIN_STD
+from recap.nn.normalizer import DEFAULT_MIN_STD, NORMALIZATION_MODES
 from recap.nn.rtc import guided_velocity, inpainting_weights
 from recap.plugins import hookimpl
 from recap.protocols.policy import Inpainting
@@ -64,6 +64,8 @@ class FlowMLPConfig(PolicyConfig):
             units). Joints that barely move in the demonstrations (std 0.005 rad) otherwise turn the small
             deviations of the robot's own rollouts into inputs and targets of 10+ standard deviations
             (``recap.nn.Normalizer``).
+        normalization: ``mean_std`` or ``quantile`` (the store's 1st / 99th percentiles map to -1 / 1, pi0.5's
+            choice; ``min_std`` then plays no part).
     """
 
     hidden: int = attrs.field(default=384, validator=attrs.validators.ge(1))
@@ -77,6 +79,7 @@ class FlowMLPConfig(PolicyConfig):
     task_buckets: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     embed_dim: int = attrs.field(default=32, validator=attrs.validators.ge(2))
     min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=attrs.validators.gt(0.0))
+    normalization: str = attrs.field(default="mean_std", validator=attrs.validators.in_(NORMALIZATION_MODES))
 
 
 def read_texts(batch: TensorDict, key: str, size: int) -> list[str]:
@@ -154,7 +157,7 @@ class FlowMLPPolicy(nn.Module):
         dims = {keys.STATE: spec.state_dim, keys.ACTION: spec.action_dim}
         if config.uses_env_state:
             dims[keys.ENV_STATE] = spec.env_state_dim
-        self.norm = FeatureNormalizers(dims, stats, min_std=config.min_std)
+        self.norm = FeatureNormalizers(dims, stats, min_std=config.min_std, mode=config.normalization)
         rename_on_load(self, self.norm.legacy_flat_keys("norm_", "norm."))  # checkpoints of before recap.nn
         e = config.embed_dim
         self.task_embed = nn.Embedding(config.task_buckets, e)

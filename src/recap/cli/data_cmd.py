@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import tyro
 
+from recap.data.labels import success_name as _success_name
 from recap.data.store import EpisodeStore
 from recap.errors import LabelError
 
@@ -16,14 +17,11 @@ _Store = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="STORE")]
 _Path = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="PATH")]
 
 
-def _success_name(success: bool | None) -> str:
-    return {True: "success", False: "failure", None: "unlabelled"}[success]
-
-
 def info(
     store: _Store,
     json_output: Annotated[bool, tyro.conf.arg(name="json")] = False,
     list_episodes: Annotated[bool, tyro.conf.arg(name="list")] = False,
+    history: bool = False,
 ) -> int:
     """Counts by task, source and success; total hours; disk use; unreadable episodes; label sets.
 
@@ -31,6 +29,7 @@ def info(
         store: the store directory.
         json_output: print JSON for machines instead of text.
         list_episodes: also list every episode (id, task, source, success, steps).
+        history: also list every success-label change in the store (time, episode, label, reviewer, note).
     """
     s = EpisodeStore.open(store)
     eps = s.episodes()
@@ -41,6 +40,7 @@ def info(
         by_task[m.task]["episodes"] += 1
         by_task[m.task]["steps"] += m.length
     hours = sum(m.duration_s for m in eps) / 3600
+    label_history = s.label_history()
     report = {
         "store": str(store),
         "cameras": [f"{c.name} {c.height}x{c.width}" for c in s.spec.cameras],
@@ -53,6 +53,7 @@ def info(
         "by_success": dict(collections.Counter(_success_name(m.success) for m in eps)),
         "by_task": {t: dict(c) for t, c in sorted(by_task.items())},
         "label_sets": s.label_sets(),
+        "label_changes_by_reviewer": dict(collections.Counter(e["by"] or "unknown" for e in label_history)),
         "problems": s.problems(),
     }
     if list_episodes:
@@ -66,6 +67,8 @@ def info(
             }
             for m in eps
         ]
+    if history:
+        report["label_history"] = label_history
     if json_output:
         print(json.dumps(report, indent=2))
         return 0
@@ -78,6 +81,13 @@ def info(
         rest = {k: v for k, v in counts.items() if k not in ("episodes", "steps")}
         print(f"task        {task!r}: {counts['episodes']} episodes, {counts['steps']} steps, {rest}")
     print(f"label sets  {report['label_sets'] or 'none'}")
+    print(f"relabels    {len(label_history)} by reviewer {report['label_changes_by_reviewer']}")
+    for e in report.get("label_history", []):
+        where = f" at {e['failure_time']:.2f}s" if e.get("failure_time") is not None else ""
+        print(
+            f"label       {e['time']}  {e['episode_id']}  {_success_name(e['success'])}{where}  "
+            f"{e['by'] or 'unknown'}  {e['note']}"
+        )
     for row in report.get("episode_list", []):
         print(
             f"episode     {row['episode_id']}  {row['task']!r}  {row['source']}  {row['success']}  {row['length']}"

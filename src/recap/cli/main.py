@@ -40,11 +40,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-policy": ("recap.cli.train_policy_cmd:main", "train a policy with any registered extractor"),
     "loop": ("recap.cli.loop_cmd:main", "run (or resume) the Recap loop from a preset"),
     "demo": ("recap.cli.demo_cmd:main", "the Recap loop on the simulated robot, with a report"),
+    "review": ("recap.cli.review_cmd:review", "review and label episodes in the browser (local web app)"),
     "collect": (
         "recap.cli.collect_cmd:collect",
         "record demonstrator/policy episodes (+ interventions) into a store",
     ),
     "serve": ("recap.cli.serve_cmd:serve", "serve a policy checkpoint to robots (openpi WebSocket protocol)"),
+    "weights import": (
+        "recap.cli.weights_cmd:import_weights",
+        "import a downloaded pi0 / pi0.5 / PaliGemma checkpoint as a recap policy",
+    ),
     "evaluate": (
         "recap.cli.evaluate_cmd:evaluate",
         "success rate, throughput (95% CI), time to success on fixed seeds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,7 +83,9 @@ def main(args: Sequence[str]) -> int:
         "Train a policy with a registered extractor.",
         get_registry(),
     )
-    print(f"policy checkpoint: {run(cfg)}")
+    checkpoint = run(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, from the rank that wrote it
+        print(f"policy checkpoint: {checkpoint}")
     return 0
 
 

@@ -9,6 +9,7 @@ makes the rest unreadable. The current success label comes from the episode's la
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class EpisodeIndex:
         self.raw: dict[str, dict[str, Any]] = {}
         self.problems: dict[str, str] = {}
         self._success: dict[str, tuple[tuple[int, int], bool | None]] = {}
+        self._success_dir = str(root / "success")
 
     def refresh(self) -> None:
         """Read the metadata of episodes committed since the last refresh (by any process)."""
@@ -66,15 +68,16 @@ class EpisodeIndex:
         return self.root / "success" / f"{episode_id}.jsonl"
 
     def latest_success(self, eid: str) -> bool | None:
-        path = self.success_log(eid)
+        # a string path and os.stat: this runs once per episode per listing (10,000 Path joins cost 0.2 s)
+        path = os.path.join(self._success_dir, eid + ".jsonl")
         try:
-            st = path.stat()
+            st = os.stat(path)
         except FileNotFoundError:
             return self.raw[eid]["success"]
         stamp = (st.st_mtime_ns, st.st_size)
         cached = self._success.get(eid)
         if cached is None or cached[0] != stamp:
-            events = label_files.read_success_log(path)
+            events = label_files.read_success_log(Path(path))
             cached = (stamp, events[-1]["success"] if events else self.raw[eid]["success"])
             self._success[eid] = cached
         return cached[1]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from recap.data.episode_files import fsync_dir
-from recap.errors import LabelError, StoreError
+from recap.errors import LabelError, StaleLabelError, StoreError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
@@ -33,13 +33,34 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-def append_success(path: Path, success: bool | None, *, by: str, note: str) -> dict[str, Any]:
-    """Append one success event (``success=None`` clears the label) to ``path``."""
-    event = {"success": success, "by": by, "note": note, "time": now_iso()}
+def append_success(
+    path: Path,
+    success: bool | None,
+    *,
+    by: str,
+    note: str,
+    failure_time: float | None = None,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    """Append one success event (``success=None`` clears the label) to ``path``; return it.
+
+    The log's version is its number of events. With ``expected_version``, the event is written only if the
+    log still has exactly that many events (a compare-and-set under the file lock); otherwise
+    ``StaleLabelError`` says what changed. A torn last line left by a killed writer is cut off first so the
+    new line starts clean.
+    """
+    event: dict[str, Any] = {"success": success, "by": by, "note": note, "time": now_iso()}
+    if failure_time is not None:
+        event["failure_time"] = failure_time
     line = (json.dumps(event) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        data = _end_with_newline(fd, _read_all(fd))
+        if expected_version is not None:
+            events = parse_success_log(data, path)
+            if len(events) != expected_version:
+                raise StaleLabelError(_stale_message(path.stem, expected_version, events))
         os.write(fd, line)
         os.fsync(fd)
     finally:
@@ -47,12 +68,56 @@ def append_success(path: Path, success: bool | None, *, by: str, note: str) -> d
     return event
 
 
+def _read_all(fd: int) -> bytes:
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _end_with_newline(fd: int, data: bytes) -> bytes:
+    """Complete a last line that lacks only its newline; cut off a torn one (as the reader skips it)."""
+    if not data or data.endswith(b"\n"):
+        return data
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        os.ftruncate(fd, start)
+        return data[:start]
+    os.write(fd, b"\n")
+    return data + b"\n"
+
+
+def _stale_message(episode_id: str, expected: int, events: list[dict[str, Any]]) -> str:
+    latest = events[-1] if events else None
+    now = (
+        f"now {success_name(latest['success'])} by {latest['by'] or 'unknown'} at {latest['time']}"
+        if latest
+        else "its history was reset"
+    )
+    return (
+        f"episode {episode_id}: its label changed since you loaded it ({len(events)} changes, you saw "
+        f"{expected}; {now}); nothing was written - reload the episode and label it again"
+    )
+
+
+def success_name(success: bool | None) -> str:
+    return {True: "success", False: "failure", None: "unlabelled"}[success]
+
+
 def read_success_log(path: Path) -> list[dict[str, Any]]:
     """Events in order; a torn last line (a writer killed mid-append) is skipped, any other bad line raises."""
     try:
-        lines = path.read_bytes().split(b"\n")
+        data = path.read_bytes()
     except FileNotFoundError:
         return []
+    return parse_success_log(data, path)
+
+
+def parse_success_log(data: bytes, path: Path) -> list[dict[str, Any]]:
+    lines = data.split(b"\n")
     events = []
     for i, raw in enumerate(lines):
         if not raw.strip():
@@ -127,16 +192,22 @@ def read_label_set(root: Path, name: str) -> dict[str, dict[str, torch.Tensor]]:
     if not (directory / "metadata.json").is_file():
         have = list_label_sets(root)
         raise LabelError(f"no label set {name!r} in the store (have {have}); create one with `recap label`")
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for path in sorted(directory.glob("*.npz")):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                out[path.stem] = {k: torch.from_numpy(data[k].copy()) for k in data.files}
-        except (ValueError, OSError, EOFError) as exc:
-            raise StoreError(
-                f"label set {name!r}: episode {path.stem}: file {path} is corrupt ({exc})"
-            ) from exc
-    return out
+    return {path.stem: _read_episode_npz(path, name) for path in sorted(directory.glob("*.npz"))}
+
+
+def _read_episode_npz(path: Path, name: str) -> dict[str, torch.Tensor]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: torch.from_numpy(data[k].copy()) for k in data.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise StoreError(f"label set {name!r}: episode {path.stem}: file {path} is corrupt ({exc})") from exc
+
+
+def read_episode_labels(root: Path, name: str, episode_id: str) -> dict[str, torch.Tensor]:
+    """One episode's per-step labels from the set ``name`` (empty when the set does not cover it)."""
+    read_label_set_metadata(root, name)  # a clear error when the set itself is missing
+    path = root / name / f"{episode_id}.npz"
+    return _read_episode_npz(path, name) if path.is_file() else {}
 
 
 def read_label_set_metadata(root: Path, name: str) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Per-dimension normalisation statistics (mean, std, q01, q99), computed once and stored with a dataset."""
+"""Per-dimension normalisation statistics (mean, std, q01, q99), computed once and stored with a dataset.
+
+Models normalise with them through ``recap.nn.Normalizer`` (which floors the std).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import torch
 
 from recap.errors import SchemaError
 
-_EPS = 1e-6
 _QUANTILE_MAX_ROWS = 2**24
 
 
@@ -37,13 +39,6 @@ class FeatureStats:
         qv = v if v.shape[0] <= max_rows else v[torch.linspace(0, v.shape[0] - 1, max_rows).long()]
         q = torch.quantile(qv, torch.tensor([0.01, 0.99], dtype=v.dtype), dim=0)
         return cls(v.mean(0).float(), v.std(0, unbiased=False).float(), q[0].float(), q[1].float())
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Zero mean, unit variance (std floored so constant dimensions stay finite)."""
-        return (x - self.mean.to(x)) / self.std.to(x).clamp_min(_EPS)
-
-    def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std.to(x).clamp_min(_EPS) + self.mean.to(x)
 
     def to_dict(self) -> dict[str, list[float]]:
         return {k: getattr(self, k).tolist() for k in ("mean", "std", "q01", "q99")}

@@ -5,9 +5,10 @@ Layout::
     store.json                    spec and image codec (written once, at create)
     episodes/<episode_id>/        one committed episode: data.bin (all arrays) and meta.json
     tmp/<episode_id>.<host>.<pid> episodes being written (ignored by readers, removed when their writer died)
-    success/<episode_id>.jsonl    append-only success-label history
+    success/<episode_id>.jsonl    append-only success-label history (reviewer, note, time; compare-and-set)
     labels/<name>/                derived label sets (labels.py)
     cache/norm_stats.json         normalisation statistics with the fingerprint of the episodes they cover
+    cache/review/                 `recap review`'s episode summaries and encoded videos (derived, deletable)
 
 Committing an episode is one ``rename`` of a fully written, fsynced directory, so a crash at any point
 leaves either the whole episode or none of it, and episode ids (time, robot, random uuid) never collide
@@ -52,6 +53,8 @@ from recap.data.stats import NormStats
 from recap.errors import LabelError, SchemaError, StoreError
 
 STORE_FILE = "store.json"
+MAX_NOTE_CHARS = 2000
+MAX_REVIEWER_CHARS = 128
 STORE_FORMAT = "recap-episode-store"
 
 
@@ -284,20 +287,62 @@ class EpisodeStore:
 
     # ---------------------------------------------------------------- success labels
     def set_success(
-        self, episode_id: str, success: bool | None, *, by: str = "", note: str = ""
+        self,
+        episode_id: str,
+        success: bool | None,
+        *,
+        by: str = "",
+        note: str = "",
+        failure_time: float | None = None,
+        expected_version: int | None = None,
     ) -> EpisodeMeta:
-        """Label (or relabel; ``None`` clears) an episode's success. Every change is kept in its history."""
+        """Label (or relabel; ``None`` clears) an episode's success. Every change is kept in its history.
+
+        ``by`` names the reviewer; ``failure_time`` (seconds from the episode's start) marks where a failure
+        happened. ``expected_version`` makes the write a compare-and-set: pass the ``label_version`` the
+        decision was based on, and the write is refused with ``StaleLabelError`` if anyone labelled the
+        episode since, so concurrent reviewers never silently overwrite each other.
+        """
         if success is not None and not isinstance(success, bool):
             raise LabelError(f"success: expected True, False or None (clear), found {success!r}")
-        self._raw_meta(episode_id)
-        label_files.append_success(self._index.success_log(episode_id), success, by=by, note=note)
+        meta = self._raw_meta(episode_id)
+        _check_label_text("by", by, MAX_REVIEWER_CHARS)
+        _check_label_text("note", note, MAX_NOTE_CHARS)
+        if failure_time is not None:
+            _check_failure_time(failure_time, success, meta["length"] / meta["fps"])
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            raise LabelError(f"expected_version: expected an integer >= 0, found {expected_version!r}")
+        label_files.append_success(
+            self._index.success_log(episode_id),
+            success,
+            by=by,
+            note=note,
+            failure_time=None if failure_time is None else float(failure_time),
+            expected_version=expected_version,
+        )
         return self.meta(episode_id)
+
+    def label_version(self, episode_id: str) -> int:
+        """How many times the episode's success label was changed after recording (the compare-and-set token)."""
+        self._raw_meta(episode_id)
+        return len(label_files.read_success_log(self._index.success_log(episode_id)))
 
     def success_history(self, episode_id: str) -> list[dict[str, Any]]:
         """The label at recording time followed by every later change, oldest first."""
         meta = self._raw_meta(episode_id)
         first = {"success": meta["success"], "by": "recording", "note": "", "time": meta["created"]}
         return [first, *label_files.read_success_log(self._index.success_log(episode_id))]
+
+    def label_history(self) -> list[dict[str, Any]]:
+        """Every success-label change in the store (each with its ``episode_id``), oldest first."""
+        events = []
+        for path in sorted((self.root / "success").glob("*.jsonl")):
+            events += [{"episode_id": path.stem, **e} for e in label_files.read_success_log(path)]
+        return sorted(events, key=lambda e: e["time"])
 
     # ---------------------------------------------------------------- label sets
     def write_labels(
@@ -309,6 +354,11 @@ class EpisodeStore:
 
     def read_labels(self, name: str) -> dict[str, dict[str, torch.Tensor]]:
         return label_files.read_label_set(self.root / "labels", name)
+
+    def episode_labels(self, name: str, episode_id: str) -> dict[str, torch.Tensor]:
+        """One episode's per-step labels from the set ``name`` without reading the rest of the set."""
+        self._raw_meta(episode_id)
+        return label_files.read_episode_labels(self.root / "labels", name, episode_id)
 
     def label_set_metadata(self, name: str) -> dict[str, Any]:
         return label_files.read_label_set_metadata(self.root / "labels", name)
@@ -355,3 +405,20 @@ class EpisodeStore:
 
     def __repr__(self) -> str:
         return f"EpisodeStore({str(self.root)!r}, cameras={list(self._spec.camera_names)}, codec={self.image_codec})"
+
+
+def _check_label_text(name: str, value: Any, limit: int) -> None:
+    if not isinstance(value, str) or len(value) > limit:
+        shown = value if not isinstance(value, str) else f"{len(value)} characters"
+        raise LabelError(f"{name}: expected text of at most {limit} characters, found {shown!r}")
+
+
+def _check_failure_time(failure_time: Any, success: bool | None, duration_s: float) -> None:
+    if success is not False:
+        raise LabelError("failure_time marks where a failure happened; give it only with success=False")
+    if isinstance(failure_time, bool) or not isinstance(failure_time, int | float):
+        raise LabelError(f"failure_time: expected seconds from the episode's start, found {failure_time!r}")
+    if not 0 <= failure_time <= duration_s:
+        raise LabelError(
+            f"failure_time: expected 0..{duration_s:.3f} s (the episode's duration), found {failure_time}"
+        )

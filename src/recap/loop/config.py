@@ -76,6 +76,8 @@ class LoopConfig:
         sft_extractor: the demonstration fine-tuning stage (advantage conditioning with I = 1).
         chunk_size: action chunk H the policy predicts (and the sampler cuts).
         seed: seeds collection and evaluation (episode i of a stage uses a seed derived from it).
+        policy_init: a policy checkpoint the pre-training stage fine-tunes instead of training ``policy`` from
+            scratch (e.g. public pi0.5 weights from ``recap weights import``; its own config then applies).
     """
 
     backend: BackendConfig
@@ -99,3 +101,4 @@ class LoopConfig:
     policy_finetune: StageTraining = attrs.field(factory=StageTraining)
     chunk_size: int = attrs.field(default=20, validator=positive)
     seed: int = 0
+    policy_init: Path | None = None

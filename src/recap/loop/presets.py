@@ -8,6 +8,8 @@ registry imports neither the loop's configuration nor its trainers.
            grasps that fail after the hand-over), the MLP flow policy on state + privileged cube pose, the
            distributional value, advantage conditioning; one iteration; 25.6 min measured on a 2-core CPU.
 ``smoke`` — the same pipeline with tiny settings (about two minutes); CI runs it.
+``demo-gpu`` — the demo from camera images alone (no privileged cube pose) with the ``pi06-small`` VLA and a
+           camera value network, trained on one GPU in bf16 (``benchmarks/gpu.py`` times one stage of it).
 """
 
 from __future__ import annotations
@@ -136,6 +138,39 @@ def _smoke() -> dict[str, Any]:
     return data
 
 
+#: recap-pi06's ``pi06-small`` shapes, written out as data (the core never imports a plugin), with the demo's chunk
+PI06_SMALL_POLICY: dict[str, Any] = {
+    "name": "pi06",
+    "vision": {"width": 64, "depth": 2, "heads": 4, "mlp_dim": 256, "patch_size": 8, "image_size": 32},
+    "backbone": {"width": 128, "depth": 4, "num_heads": 4, "num_kv_heads": 2, "head_dim": 32, "mlp_dim": 512},
+    "expert": {"width": 64, "mlp_dim": 256},
+    "chunk_size": 20,
+    "fast_vocab_size": 1024,
+    "noise_scale": 0.0,
+    "uses_env_state": False,
+    "min_std": 0.05,
+}
+
+
+def _gpu_trainer(steps: int, lr: float = 3e-4, precision: str = "bf16-mixed") -> dict[str, Any]:
+    return {**_trainer(steps, lr=lr, checkpoint_every=2000), "device": "cuda", "precision": precision}
+
+
+def _demo_gpu() -> dict[str, Any]:
+    data = copy.deepcopy(DEMO)
+    camera_backend = {**SIM_BACKEND, "privileged_state": False}
+    data.update(
+        out="runs/demo-gpu", backend=camera_backend, eval_backend=camera_backend, policy=PI06_SMALL_POLICY
+    )
+    data["value"]["network"].update(cameras=["cam_high"], use_env_state=False)
+    data["value_pretrain"] = {"trainer": _gpu_trainer(2000, 1e-3, "fp32"), "batch_size": 256}
+    data["value_finetune"] = {"trainer": _gpu_trainer(1500, 5e-4, "fp32"), "batch_size": 256}
+    data["policy_pretrain"] = {"trainer": _gpu_trainer(20000), "batch_size": 128}
+    data["policy_sft"] = {"trainer": _gpu_trainer(3000, 1e-4), "batch_size": 128}
+    data["policy_finetune"] = {"trainer": _gpu_trainer(10000, 1e-4), "batch_size": 128}
+    return data
+
+
 @hookimpl
 def register_presets(register: RegisterPreset) -> None:
     register(
@@ -143,3 +178,7 @@ def register_presets(register: RegisterPreset) -> None:
         Preset(LOOP_CONFIG, DEMO, "Recap on the simulated transfer cube (about 26 min on 2 CPU cores)"),
     )
     register("smoke", Preset(LOOP_CONFIG, _smoke(), "the demo pipeline with tiny settings (about 2 min)"))
+    register(
+        "demo-gpu",
+        Preset(LOOP_CONFIG, _demo_gpu(), "the demo from camera images with the pi06-small VLA, on one GPU"),
+    )

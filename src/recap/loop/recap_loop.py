@@ -73,7 +73,7 @@ def run_loop(cfg: LoopConfig, registry: Any = None, log: Callable[[str], None] =
             training=cfg.policy_pretrain,
             label_set=pretrain_labels,
             episodes=run.demonstrations(),
-            init_from=None,
+            init_from=cfg.policy_init,
         ).dir
     )
     # 3-5: demonstration fine-tuning of pi_pre for the task (I = 1)

@@ -4,7 +4,7 @@ One :class:`Normalizer` per feature keeps mean, std (floored at ``min_std``) and
 quantiles as buffers, so checkpoints carry the statistics the model was trained with. The ``min_std`` floor
 matters: a joint that barely moves in the demonstrations (std 0.005 rad) would otherwise turn the small
 deviations of the robot's own rollouts into inputs and regression targets of 10+ standard deviations, which
-the policy never saw in training (docs/method.md, flow matching).
+the policy never saw in training (docs/results.md lists what the floor changed on transfer cube).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from recap.errors import ConfigError, SchemaError
 
 #: default floor on the std, in raw units (radians for joints): what the MLP policy was tuned with
 DEFAULT_MIN_STD = 0.01
+#: ``mean_std``: (x - mean) / std; ``quantile``: [q01, q99] -> [-1, 1] (pi0.5)
+NORMALIZATION_MODES = ("mean_std", "quantile")
 #: floor on the width of the [q01, q99] range, so a constant dimension stays finite
 _MIN_QUANTILE_RANGE = 1e-6
 
@@ -29,7 +31,8 @@ class Normalizer(nn.Module):
     Built from the feature's :class:`~recap.data.stats.FeatureStats` or, with ``stats=None``, as the identity
     (mean 0, std 1, quantiles -1 / 1). ``quantiles=True`` also keeps q01 and q99 for
     :meth:`to_quantile_range` (pi0.5-style state discretisation); it is off by default so modules that never
-    use quantiles keep them out of their checkpoints.
+    use quantiles keep them out of their checkpoints. ``mode="quantile"`` makes :meth:`normalize` the quantile
+    normalisation (pi0.5's: ``[q01, q99]`` -> ``[-1, 1]``) and :meth:`unnormalize` its inverse; it keeps quantiles.
     """
 
     def __init__(
@@ -40,8 +43,13 @@ class Normalizer(nn.Module):
         min_std: float = DEFAULT_MIN_STD,
         quantiles: bool = False,
         name: str = "feature",
+        mode: str = "mean_std",
     ) -> None:
         super().__init__()
+        if mode not in NORMALIZATION_MODES:
+            raise ConfigError(f"normalisation mode must be one of {NORMALIZATION_MODES}, got {mode!r}")
+        self.mode = mode
+        quantiles = quantiles or mode == "quantile"
         if min_std <= 0:
             raise ConfigError(f"min_std must be > 0 (a floor on the std of {name!r}), got {min_std}")
         self.name = name
@@ -64,13 +72,17 @@ class Normalizer(nn.Module):
         return self.mean.shape[0]
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw units -> zero mean, unit (floored) std; ``x`` is ``[..., dim]``."""
+        """Raw units -> zero mean, unit (floored) std (or the quantile range); ``x`` is ``[..., dim]``."""
+        if self.mode == "quantile":
+            return self.to_quantile_range(x)
         self._check(x)
         return (x - self.mean) / self.std
 
     def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`normalize`."""
         self._check(x)
+        if self.mode == "quantile":
+            return (x + 1.0) / 2.0 * (self.q99 - self.q01).clamp_min(_MIN_QUANTILE_RANGE) + self.q01
         return x * self.std + self.mean
 
     def to_quantile_range(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,6 +113,7 @@ class FeatureNormalizers(nn.ModuleDict):
         quantiles: also keep q01 / q99 of every feature.
         require_stats: refuse statistics that lack one of ``dims`` (identity normalisation of a real feature
             would train silently and badly); when False such a feature is normalised as the identity.
+        mode: ``mean_std`` or ``quantile`` for every feature (see :class:`Normalizer`).
     """
 
     def __init__(
@@ -111,6 +124,7 @@ class FeatureNormalizers(nn.ModuleDict):
         min_std: float = DEFAULT_MIN_STD,
         quantiles: bool = False,
         require_stats: bool = True,
+        mode: str = "mean_std",
     ) -> None:
         super().__init__()
         for key, dim in dims.items():
@@ -122,7 +136,9 @@ class FeatureNormalizers(nn.ModuleDict):
                     raise SchemaError(
                         f"NormStats lack {key!r} (have {sorted(stats.features)}); recompute them"
                     )
-            self[_module_key(key)] = Normalizer(dim, feature, min_std=min_std, quantiles=quantiles, name=key)
+            self[_module_key(key)] = Normalizer(
+                dim, feature, min_std=min_std, quantiles=quantiles, name=key, mode=mode
+            )
 
     def of(self, key: str) -> Normalizer:
         """The normaliser of feature ``key``."""

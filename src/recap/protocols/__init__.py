@@ -5,6 +5,7 @@ from recap.protocols.labeler import AdvantageLabeler, EpisodeToLabel, LabelResul
 from recap.protocols.policy import FlowPolicy, Inpainting, Policy
 from recap.protocols.robot import Demonstrator, RobotBackend, StepResult, Teleoperator
 from recap.protocols.value import ValueEstimator
+from recap.protocols.weights import WeightImporter, WeightImportRequest
 
 __all__ = [
     "AdvantageLabeler",
@@ -20,4 +21,6 @@ __all__ = [
     "StepResult",
     "Teleoperator",
     "ValueEstimator",
+    "WeightImportRequest",
+    "WeightImporter",
 ]

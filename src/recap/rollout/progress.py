@@ -75,7 +75,10 @@ class EpisodeProgress:
     def _line(self) -> None:
         self._last_line = self._clock()
         left = self.seconds_left()
-        eta = "" if left is None else f", about {_duration(left)} left"
+        if self.done >= self.total:
+            eta = f", done in {_duration(self._last_line - self._started)}"
+        else:
+            eta = "" if left is None else f", about {_duration(left)} left"
         print(
             f"[{self.desc}] {self.done}/{self.total} episodes, {self._successes_text()}{eta}",
             file=self._stream,

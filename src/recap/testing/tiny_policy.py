@@ -25,5 +25,6 @@ def mlp_flow_policy(
     **config_fields: Any,
 ) -> Policy:
     """A fresh "mlp-flow" policy for ``spec``; ``config_fields`` are fields of its config (``hidden=32``)."""
-    entry = (registry or get_registry()).get("policy", TINY_POLICY_NAME)
-    return entry.build(entry.config(**config_fields), spec, stats)
+    registry = registry or get_registry()
+    config = registry.get("policy", TINY_POLICY_NAME).config(**config_fields)
+    return registry.build(config, spec, stats)

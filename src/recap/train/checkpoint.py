@@ -31,6 +31,7 @@ from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
 from recap.errors import ConfigError, StoreError
 from recap.protocols import DeploymentSettings
+from recap.train import state as train_state
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.toml"
@@ -45,8 +46,14 @@ def state_dict_for_saving(module: nn.Module) -> dict[str, Any]:
 
 
 def load_weights(module: nn.Module, path: str | Path) -> None:
-    """Load ``model.safetensors`` (a file, or a directory holding one) strictly into ``module``."""
+    """Load ``model.safetensors`` (a file, or a directory holding one) or a sharded training checkpoint
+    (``checkpoints/step_N``, any number of ranks) strictly into ``module``."""
     path = Path(path)
+    if path.is_dir() and (path / train_state.DCP_METADATA).exists():
+        train_state.load_dcp(
+            {"model": module.state_dict()}, path
+        )  # the state dict's tensors are the parameters
+        return
     file = path / WEIGHTS if path.is_dir() else path
     if not file.exists():
         raise StoreError(f"no weights at {file}; expected a checkpoint directory holding {WEIGHTS}")
@@ -69,11 +76,17 @@ def _diff_keys(module: nn.Module, state: dict[str, Any]) -> tuple[list[str], lis
 
 
 def _write_common(
-    directory: Path, module: nn.Module, config: Any, spec: RobotSpec, stats: NormStats | None, registry: Any
+    directory: Path,
+    module: nn.Module,
+    config: Any,
+    spec: RobotSpec,
+    stats: NormStats | None,
+    weights: dict[str, Any] | None,
+    registry: Any,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (WEIGHTS + ".tmp")
-    save_file(state_dict_for_saving(module), str(tmp))
+    save_file(weights if weights is not None else state_dict_for_saving(module), str(tmp))
     os.replace(tmp, directory / WEIGHTS)  # readers never see a half-written weights file
     recap_config.dump(config, directory / CONFIG, _registry(registry))
     (directory / SPEC).write_text(json.dumps(spec_to_dict(spec), indent=2))
@@ -111,10 +124,13 @@ def save_policy(
     stats: NormStats | None,
     deployment: DeploymentSettings,
     registry: Any = None,
+    *,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a policy checkpoint directory (see the module docstring)."""
+    """Write a policy checkpoint directory (see the module docstring); ``weights`` (default: the policy's own
+    state dict) are the whole weights, e.g. ``TrainResult.final_weights`` after sharded training."""
     directory = Path(directory)
-    _write_common(directory, policy, config, spec, stats, registry)
+    _write_common(directory, policy, config, spec, stats, weights, registry)
     (directory / DEPLOYMENT).write_text(json.dumps(attrs.asdict(deployment), indent=2))
     return directory
 
@@ -139,10 +155,12 @@ def save_value(
     spec: RobotSpec,
     stats: NormStats | None,
     registry: Any = None,
+    *,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a value-estimator checkpoint directory (see the module docstring)."""
+    """Write a value-estimator checkpoint directory (see the module docstring and ``save_policy``)."""
     directory = Path(directory)
-    _write_common(directory, estimator, config, spec, stats, registry)
+    _write_common(directory, estimator, config, spec, stats, weights, registry)
     return directory
 
 

@@ -1,16 +1,13 @@
 """Data-parallel helpers on ``torch.distributed``, so the same trainer runs alone or under ``torchrun``.
 
 Under ``torchrun`` the environment carries ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``; the process group is
-initialised with gloo on CPU and NCCL on GPU. Gradients are averaged with one all-reduce per parameter after
-``backward``: the loss functions the trainer calls are arbitrary methods of the module (``loss``,
-``per_sample_loss``), not ``forward``, so ``DistributedDataParallel``'s forward hooks would not fire; averaging
-explicitly gives exactly DDP's update (mean of per-rank gradients over equal per-rank shares of the batch).
+initialised with gloo on CPU and NCCL on GPU (each process takes GPU ``LOCAL_RANK``). The strategies that use the
+group (DDP, FSDP2) live in ``recap.train.parallel``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -41,8 +38,19 @@ def init_distributed(device: torch.device | None = None) -> DistInfo:
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed support")
     backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(device)
     dist.init_process_group(backend=backend)
     return DistInfo(dist.get_rank(), dist.get_world_size(), True)
+
+
+def local_device(required: bool = False) -> torch.device:
+    """This process's device: GPU ``LOCAL_RANK`` when CUDA is available (torchrun sets it), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if required:
+        raise RuntimeError("device 'cuda' was asked for but torch sees no GPU; use device 'cpu' or 'auto'")
+    return torch.device("cpu")
 
 
 def shutdown(info: DistInfo) -> None:
@@ -57,17 +65,6 @@ def broadcast_parameters(module: torch.nn.Module, info: DistInfo) -> None:
     with torch.no_grad():
         for tensor in module.state_dict().values():
             dist.broadcast(tensor, src=0)
-
-
-def average_gradients(params: Iterable[torch.nn.Parameter], info: DistInfo) -> None:
-    """Replace each gradient with its mean over ranks (a missing gradient counts as zeros on that rank)."""
-    if info.world_size == 1:
-        return
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-        p.grad.div_(info.world_size)
 
 
 def average_scalars(values: dict[str, float], info: DistInfo) -> dict[str, float]:

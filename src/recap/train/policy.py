@@ -67,17 +67,7 @@ def train_policy(
     reg = registry if registry is not None else get_registry()
     out_dir = Path(out_dir)
     extractor_impl = reg.build(extractor)
-    if init_from is not None:
-        model, _ = load_policy(init_from, reg)
-        policy_config = _read_policy_config(init_from, reg)
-    else:
-        policy_config = policy
-        model = reg.build(policy, store.spec, store.norm_stats())
-    if getattr(model, "chunk_size", chunk_size) != chunk_size:
-        raise RecapError(
-            f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
-            "set chunk_size to the policy's chunk size"
-        )
+    model, policy_config = _build_policy(store, policy, init_from, chunk_size, reg)
     chosen = store.episodes() if episodes is None else list(episodes)
     sampler = WindowSampler(
         store,
@@ -101,16 +91,38 @@ def train_policy(
         out_dir / "train",
         resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
-    ckpt = save_policy(
-        out_dir / POLICY_DIR,
-        model,
-        policy_config,
-        store.spec,
-        store.norm_stats(),
-        extractor_impl.deployment,
-        reg,
-    )
+    ckpt = out_dir / POLICY_DIR
+    if result.final_weights is not None:  # rank 0 writes the policy, whole, for serving
+        deployment = extractor_impl.deployment
+        save_policy(
+            ckpt,
+            model,
+            policy_config,
+            store.spec,
+            store.norm_stats(),
+            deployment,
+            reg,
+            weights=result.final_weights,
+        )
     return PolicyTrainingResult(ckpt, result)
+
+
+def _build_policy(
+    store: EpisodeStore, policy: PolicyConfig, init_from: str | Path | None, chunk_size: int, reg: Any
+) -> tuple[Any, PolicyConfig]:
+    """A fresh policy, or the checkpoint ``init_from`` with its own config; its chunk must match the windows."""
+    if init_from is not None:
+        model, _ = load_policy(init_from, reg)
+        policy_config = _read_policy_config(init_from, reg)
+    else:
+        policy_config = policy
+        model = reg.build(policy, store.spec, store.norm_stats())
+    if getattr(model, "chunk_size", chunk_size) != chunk_size:
+        raise RecapError(
+            f"the policy predicts chunks of {model.chunk_size} actions but training windows have {chunk_size}; "
+            "set chunk_size to the policy's chunk size"
+        )
+    return model, policy_config
 
 
 def _fit_batch(sampler: WindowSampler):

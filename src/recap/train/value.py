@@ -8,7 +8,6 @@ weights.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +120,8 @@ def train_value(
         resolved_config=None if resolved_config is None else recap_config.dumps(resolved_config, "toml", reg),
     )
     checkpoint = out_dir / VALUE_DIR
-    if int(os.environ.get("RANK", "0")) == 0:
-        save_value(checkpoint, estimator, value, spec, stats, reg)
+    if result.final_weights is not None:  # rank 0 writes the estimator, whole
+        save_value(checkpoint, estimator, value, spec, stats, reg, weights=result.final_weights)
     return ValueTrainingResult(checkpoint, result, skipped)
 
 

@@ -41,6 +41,16 @@ def test_transient_fault_is_recovered_and_counted(arm, kind):
     assert driver.bus.counters.recovered_total >= before + 1
     expected = {"drop": "timeout", "bad_crc": "corrupt", "late": "timeout"}[kind]
     assert driver.bus.counters.recovered.get(expected, 0) >= 1
+    if (
+        kind == "late"
+    ):  # the late reply was dropped before the retry, not read as the answer to a later request
+        assert driver.bus.counters.late_bytes > 0
+    for goal in (
+        2100,
+        2200,
+    ):  # later transactions get their own answers, not a reply left over from the fault
+        driver.bus.write(1, "Goal_Position", goal)
+        assert driver.bus.read(1, "Goal_Position") == goal
 
 
 def test_persistent_drop_names_arm_motor_and_fault(arm):

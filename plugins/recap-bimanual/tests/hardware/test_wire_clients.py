@@ -10,24 +10,84 @@ from recap_bimanual.emulator import DynamixelEmulator, EmulatedMotor
 from recap_bimanual.hardware import control_table as ct
 from recap_bimanual.hardware.bus import MotorBus, MotorError
 
+#: how long the test waits for the emulator to catch up before declaring it stuck (never reached when it works)
+EMULATOR_STUCK_S = 60.0
+
+
+class CountingPort(sdk.PortHandler):
+    """The stock PortHandler with two test-only changes.
+
+    * Its reply timeout allows 100 ms of latency instead of 16 ms: the emulator is a thread of the test process,
+      and on a loaded machine it waits for a CPU (the real robot answers in microseconds).
+    * It counts the bytes it sends and receives, and ``clearPort`` (which the SDK calls before every request)
+      reads the pending bytes instead of discarding them unseen, so a test can tell when every byte the
+      emulator wrote has been consumed.
+    """
+
+    REPLY_LATENCY_MS = 100.0
+
+    def __init__(self, port_name: str) -> None:
+        super().__init__(port_name)
+        self.bytes_tx = self.bytes_rx = 0
+
+    def setPacketTimeout(self, packet_length):  # noqa: N802 (SDK naming)
+        self.packet_start_time = self.getCurrentTime()
+        self.packet_timeout = self.tx_time_per_byte * packet_length + 2.0 * self.REPLY_LATENCY_MS + 2.0
+
+    def writePort(self, packet):  # noqa: N802
+        n = super().writePort(packet)
+        self.bytes_tx += n
+        return n
+
+    def readPort(self, length):  # noqa: N802
+        data = super().readPort(length)
+        self.bytes_rx += len(data)
+        return data
+
+    def clearPort(self):  # noqa: N802
+        while self.ser.in_waiting:
+            self.readPort(self.ser.in_waiting)
+
 
 class SdkClient:
     """The stock dynamixel_sdk objects: PortHandler, PacketHandler, GroupSyncRead, GroupSyncWrite."""
 
-    def __init__(self, port: str) -> None:
-        self.port = sdk.PortHandler(port)
+    def __init__(self, emulator: DynamixelEmulator) -> None:
+        self.emulator = emulator
+        self.port = CountingPort(emulator.port)
         self.ph = sdk.PacketHandler(2.0)
         assert self.port.openPort() and self.port.setBaudRate(1_000_000)
 
     def _retry(self, call):
         """The stock client has no retries; allow two on a timeout, which a loaded test machine can cause
-        (the emulator thread waits for a CPU). Any other result, and a third timeout, fail the test."""
+        (the emulator thread waits for a CPU). Before each retry the late reply is drained, or it would be read
+        as the answer to the retry, and the retry's reply as the answer to the next request. Any other result,
+        and a third timeout, fail the test."""
         for _ in range(2):
             out = call()
             result = out if isinstance(out, int) else out[-2] if len(out) == 3 else out[0]
             if result != sdk.COMM_RX_TIMEOUT:
                 return out
+            self.drain_late_replies()
         return call()
+
+    def drain_late_replies(self) -> None:
+        """Wait until the emulator has read every byte sent and answered it, then consume every reply byte.
+
+        Counting bytes both ways makes this exact, however late the replies come: nothing is left to be
+        mistaken for the answer to a later request, and no answer is waited for by the clock.
+        """
+        port, emu = self.port, self.emulator
+        deadline = time.monotonic() + EMULATOR_STUCK_S
+        while emu.counters.bytes_in < port.bytes_tx:
+            assert time.monotonic() < deadline, "the emulator stopped reading requests"
+            time.sleep(0.001)
+        with emu.lock:  # it reads, dispatches and replies under this lock: its replies are all written now
+            sent = emu.counters.bytes_out
+        while port.bytes_rx < sent:
+            assert time.monotonic() < deadline, f"{sent - port.bytes_rx} reply bytes never arrived"
+            if not port.readPort(sent - port.bytes_rx):
+                time.sleep(0.001)
 
     def ping(self, i):
         model, result, error = self._retry(lambda: self.ph.ping(self.port, i))
@@ -71,7 +131,7 @@ class SdkClient:
 
 class OurClient:
     def __init__(self, port: str) -> None:
-        self.bus = MotorBus(port, latency_ms=25.0, retries=2)
+        self.bus = MotorBus(port, latency_ms=25.0, retries=4)  # as the robot tests: see conftest.py
         self.bus.open()
         self.ping, self.read, self.write = self.bus.ping, self.bus.read, self.bus.write
         self.sync_read, self.sync_write = self.bus.sync_read, self.bus.sync_write
@@ -89,7 +149,7 @@ def bus(request):
         EmulatedMotor(4, "XM430-W350", tau_s=0.01),
     ]
     with DynamixelEmulator(motors) as emu:
-        client = SdkClient(emu.port) if request.param == "sdk" else OurClient(emu.port)
+        client = SdkClient(emu) if request.param == "sdk" else OurClient(emu.port)
         yield client, emu
         client.close()
 
@@ -179,7 +239,7 @@ def test_reboot_clears_overload(bus):
 def test_sdk_broadcast_ping_finds_every_motor():
     motors = [EmulatedMotor(i, m) for i, m in ((1, "XM540-W270"), (7, "XM430-W350"), (9, "XL430-W250"))]
     with DynamixelEmulator(motors) as emu:
-        client = SdkClient(emu.port)
+        client = SdkClient(emu)
         found, result = client.ph.broadcastPing(client.port)
         client.close()
     assert result == sdk.COMM_SUCCESS

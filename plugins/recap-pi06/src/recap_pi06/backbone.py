@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,12 +16,15 @@ from recap_pi06.layers import QKV, GatedMLP, RMSNorm, attend, rope_tables
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-class DecoderLayer(nn.Module):
+class GemmaLayer(nn.Module):
+    """A Gemma 1 decoder layer: ``x + attn(norm(x))`` then ``x + mlp(norm(x))`` (the checkpoints call the second
+    norm ``post_attention_layernorm``, but it is the pre-MLP norm)."""
+
     def __init__(self, shape: DecoderShape) -> None:
         super().__init__()
-        self.attn_norm = RMSNorm(shape.width)
+        self.attn_norm = RMSNorm(shape.width, shape.norm_eps)
         self.attn = QKV(shape.width, shape.num_heads, shape.num_kv_heads, shape.head_dim)
-        self.mlp_norm = RMSNorm(shape.width)
+        self.mlp_norm = RMSNorm(shape.width, shape.norm_eps)
         self.mlp = GatedMLP(shape.width, shape.mlp_dim)
 
     def forward(
@@ -38,6 +42,11 @@ class DecoderLayer(nn.Module):
         return x, (k, v)
 
 
+#: The layer class of each decoder flavour (``DecoderShape.flavour``); every layer maps
+#: ``(x, rope, mask, past) -> (x, (keys, values))`` so the caches and masks around it do not change.
+DECODER_LAYERS: dict[str, type[nn.Module]] = {"gemma": GemmaLayer}
+
+
 class Decoder(nn.Module):
     """Gemma-style decoder over token embeddings. The embedding table doubles as the output head (tied weights,
     read with ``F.linear`` so no tensor is shared in the state dict)."""
@@ -47,8 +56,9 @@ class Decoder(nn.Module):
         self.shape = shape
         self.embed = nn.Embedding(vocab_size, shape.width)
         nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(shape.width))
-        self.layers = nn.ModuleList(DecoderLayer(shape) for _ in range(shape.depth))
-        self.final_norm = RMSNorm(shape.width)
+        layer = DECODER_LAYERS[shape.flavour]
+        self.layers = nn.ModuleList(layer(shape) for _ in range(shape.depth))
+        self.final_norm = RMSNorm(shape.width, shape.norm_eps)
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         """Gemma scales input embeddings by sqrt(width)."""
@@ -72,15 +82,19 @@ class Decoder(nn.Module):
 
 
 class VisionEncoder(nn.Module):
-    """ViT patch encoder (SigLIP-style: conv patchify, fixed 2D sine-cosine positions, pre-LayerNorm blocks
-    with GELU MLPs), shared by all cameras, projected to the decoder width."""
+    """ViT patch encoder shared by all cameras, projected to the decoder width: conv patchify, positions (fixed 2D
+    sine-cosine, or SigLIP's learned table), pre-LayerNorm blocks with GELU(tanh) MLPs, a final LayerNorm and a
+    linear projection (PaliGemma's multi-modal projector)."""
 
     def __init__(self, shape: VisionShape, out_dim: int) -> None:
         super().__init__()
         self.shape = shape
         self.patchify = nn.Conv2d(3, shape.width, kernel_size=shape.patch_size, stride=shape.patch_size)
+        if shape.flavour == "siglip":
+            patches = (shape.image_size // shape.patch_size) ** 2
+            self.positions = nn.Parameter(torch.randn(patches, shape.width) / math.sqrt(shape.width))
         self.blocks = nn.Sequential(*(VisionBlock(shape) for _ in range(shape.depth)))
-        self.norm = nn.LayerNorm(shape.width)
+        self.norm = nn.LayerNorm(shape.width, eps=shape.layer_norm_eps)
         self.project = nn.Linear(shape.width, out_dim)
 
     def frame_size(self, height: int, width: int) -> tuple[int, int]:
@@ -102,10 +116,27 @@ class VisionEncoder(nn.Module):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         else:
             x = x[..., : size[0], : size[1]]
-        x = self.patchify(x)  # [B, W, h, w]
+        return self.encode_pixels(x)
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels ``[B, 3, H, W]`` in ``[-1, 1]`` (whole patches) -> tokens ``[B, N, out_dim]``."""
+        return self.project(self.features(pixels))
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tower's final-normed patch features ``[B, N, width]`` (SigLIP's ``last_hidden_state``)."""
+        x = self.patchify(pixels)  # [B, W, h, w]
         h, w = x.shape[-2:]
-        x = x.flatten(2).transpose(1, 2) + _sincos_2d(h, w, self.shape.width, x.device)
-        return self.project(self.norm(self.blocks(x)))
+        x = x.flatten(2).transpose(1, 2)
+        if self.shape.flavour == "siglip":
+            if x.shape[1] != self.positions.shape[0]:
+                raise ValueError(
+                    f"the siglip tower has {self.positions.shape[0]} learned positions but the frames give "
+                    f"{x.shape[1]} patches; feed {self.shape.image_size}x{self.shape.image_size} frames"
+                )
+            x = x + self.positions
+        else:
+            x = x + _sincos_2d(h, w, self.shape.width, x.device)
+        return self.norm(self.blocks(x))
 
 
 class VisionBlock(nn.Module):
@@ -117,18 +148,34 @@ class VisionBlock(nn.Module):
         if shape.width % shape.heads:
             raise ValueError(f"vision width {shape.width} is not a multiple of its {shape.heads} heads")
         self.heads = shape.heads
-        self.norm1 = nn.LayerNorm(shape.width)
-        self.qkv = nn.Linear(shape.width, 3 * shape.width)
+        self.norm1 = nn.LayerNorm(shape.width, eps=shape.layer_norm_eps)
+        self.q = nn.Linear(shape.width, shape.width)
+        self.k = nn.Linear(shape.width, shape.width)
+        self.v = nn.Linear(shape.width, shape.width)
         self.out = nn.Linear(shape.width, shape.width)
-        self.norm2 = nn.LayerNorm(shape.width)
+        self.norm2 = nn.LayerNorm(shape.width, eps=shape.layer_norm_eps)
         self.fc1 = nn.Linear(shape.width, shape.mlp_dim)
         self.fc2 = nn.Linear(shape.mlp_dim, shape.width)
+        self.register_load_state_dict_pre_hook(_split_fused_qkv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, w = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        h = self.norm1(x)
+        q, k, v = (
+            proj(h).view(b, n, self.heads, w // self.heads).transpose(1, 2)
+            for proj in (self.q, self.k, self.v)
+        )
         x = x + self.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
+
+
+def _split_fused_qkv(_module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints written before the SigLIP flavour kept one fused ``qkv`` projection (rows q, then k, then v)."""
+    for kind in ("weight", "bias"):
+        fused = state_dict.pop(f"{prefix}qkv.{kind}", None)
+        if fused is not None:
+            for name, part in zip("qkv", fused.chunk(3), strict=True):
+                state_dict.setdefault(f"{prefix}{name}.{kind}", part)
 
 
 def _sincos_2d(h: int, w: int, dim: int, device: torch.device) -> torch.Tensor:

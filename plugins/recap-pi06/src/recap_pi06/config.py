@@ -8,7 +8,7 @@ SigLIP-So400m-shaped vision tower, an ~860M-parameter action expert, and a ~670M
 from __future__ import annotations
 
 import attrs
-from attrs.validators import ge, gt
+from attrs.validators import ge, gt, in_
 
 from recap.config import PolicyConfig, ValueNetworkConfig
 from recap.nn.normalizer import DEFAULT_MIN_STD
@@ -20,6 +20,10 @@ class VisionShape:
 
     ``image_size`` > 0 resizes every frame to a square of that size; 0 keeps the spec's size (cropped down to a
     multiple of ``patch_size``). Tokens per camera = (size / patch_size)^2.
+
+    ``flavour``: ``vit`` (fixed 2D sine-cosine positions, LayerNorm eps 1e-5) or ``siglip`` (SigLIP's learned
+    position table, one row per patch of an ``image_size`` frame, LayerNorm eps 1e-6), the tower of PaliGemma and
+    of pi0 / pi0.5 checkpoints.
     """
 
     width: int = attrs.field(default=64, validator=ge(8))
@@ -28,6 +32,24 @@ class VisionShape:
     mlp_dim: int = attrs.field(default=256, validator=ge(1))
     patch_size: int = attrs.field(default=8, validator=ge(1))
     image_size: int = attrs.field(default=32, validator=ge(0))
+    flavour: str = attrs.field(default="vit", validator=in_(("vit", "siglip")))
+
+    def __attrs_post_init__(self) -> None:
+        if self.flavour == "siglip" and (self.image_size <= 0 or self.image_size % self.patch_size):
+            raise ValueError(
+                f"the siglip flavour learns one position per patch, so image_size must be a positive multiple of "
+                f"patch_size ({self.patch_size}); got {self.image_size}"
+            )
+
+    @property
+    def layer_norm_eps(self) -> float:
+        return 1e-6 if self.flavour == "siglip" else 1e-5
+
+
+#: Decoder flavours: ``gemma`` is Gemma 1 (PaliGemma, the pi0 / pi0.5 backbone and expert): RMSNorm scaling by
+#: ``1 + w``, embeddings times sqrt(width), GELU(tanh) GeGLU MLP, pre-attention and pre-MLP norms only. A Gemma 3
+#: decoder (q/k norms, post-sublayer norms, local/global attention) is a second entry beside it.
+DECODER_FLAVOURS = ("gemma",)
 
 
 @attrs.frozen
@@ -41,6 +63,8 @@ class DecoderShape:
     head_dim: int = attrs.field(default=32, validator=ge(2))
     mlp_dim: int = attrs.field(default=512, validator=ge(1))
     rope_theta: float = attrs.field(default=10_000.0, validator=gt(0.0))
+    norm_eps: float = attrs.field(default=1e-6, validator=gt(0.0))
+    flavour: str = attrs.field(default="gemma", validator=in_(DECODER_FLAVOURS))
 
     def __attrs_post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -53,10 +77,15 @@ class DecoderShape:
 
 @attrs.frozen
 class ExpertShape:
-    """Action expert: one layer per backbone layer with the backbone's head layout, its own (smaller) width."""
+    """Action expert: one layer per backbone layer with the backbone's head layout, its own (smaller) width.
+
+    ``time_conditioning``: ``adarms`` (pi0.5: the flow-time embedding goes through ``time_mlp`` and modulates every
+    norm of the expert) or ``concat`` (pi0: each action token is ``mlp([action, time])``, plain norms).
+    """
 
     width: int = attrs.field(default=64, validator=ge(8))
     mlp_dim: int = attrs.field(default=256, validator=ge(1))
+    time_conditioning: str = attrs.field(default="adarms", validator=in_(("adarms", "concat")))
 
 
 @attrs.frozen
@@ -77,7 +106,20 @@ class Pi06Config(PolicyConfig):
         noise_scale: initial-noise scale when sampling; 0 is deterministic (DESIGN.md section 8).
         uses_env_state: feed ``observation.environment_state`` as one token when the spec has it.
         kv_cache: encode the prefix once into a KV cache when sampling (False re-runs the decoder every step).
-        text_tokenizer_path: a local HF ``tokenizers`` JSON file to use instead of fitting one.
+        text_tokenizer_path: a local HF ``tokenizers`` JSON file (or a SentencePiece ``.model``) to use instead
+            of fitting one.
+        state_input: how the robot state enters: ``bins`` (one token per dimension from its own vocabulary rows,
+            after ``Task: <task>. State:``), ``text`` (pi0.5: the bin numbers written as text in
+            ``Task: <task>, State: <bins>;\nAction: ``) or ``token`` (pi0: one continuous token, ``state_proj``
+            of the state, first in the expert's sequence; the prompt is ``<task>\n``).
+        action_pad_dim: 0, or the width actions and state are zero-padded to (32 for pi0 / pi0.5 checkpoints);
+            the expert works in the padded space and sampled actions are cut back to the spec's dimension.
+        normalization: ``mean_std`` (std floored at ``min_std``) or ``quantile`` (pi0.5: the 1st and 99th
+            percentiles map to -1 and 1) for actions, state and env state.
+        subtask: predict (and decode) the sub-task text; False leaves the segment out, so with the indicator
+            dropped the context is exactly pi0's / pi0.5's ``[images][prompt]``.
+        lora_rank / lora_alpha: > 0 wraps the decoder's and the expert's attention and MLP projections in LoRA
+            adapters (``recap_pi06.lora``) and freezes the rest but the expert's input/output projections.
         min_std: floor on the standard deviations that normalise actions and environment state (raw units), as
             for the MLP policy (``recap.nn.Normalizer``): a joint that barely moves in the demonstrations would
             otherwise make the robot's own small deviations targets of 10+ standard deviations.
@@ -99,6 +141,12 @@ class Pi06Config(PolicyConfig):
     uses_env_state: bool = True
     kv_cache: bool = True
     text_tokenizer_path: str = ""
+    state_input: str = attrs.field(default="bins", validator=in_(("bins", "text", "token")))
+    action_pad_dim: int = attrs.field(default=0, validator=ge(0))
+    normalization: str = attrs.field(default="mean_std", validator=in_(("mean_std", "quantile")))
+    subtask: bool = True
+    lora_rank: int = attrs.field(default=0, validator=ge(0))
+    lora_alpha: float = attrs.field(default=16.0, validator=gt(0.0))
     min_std: float = attrs.field(default=DEFAULT_MIN_STD, validator=gt(0.0))
 
 
@@ -171,11 +219,53 @@ PI06_VALUE_FULL = Pi06ValueConfig(
     vision=_SO400M, backbone=_VALUE_670M, text_vocab_size=262_144, max_prompt_tokens=200
 )
 
+#: The pi0 / pi0.5 checkpoints' shapes: SigLIP So400m/14 at 224 px, a Gemma-2B backbone (width 2048, 18 layers,
+#: 8 query heads and 1 KV head of 256, MLP 16384, PaliGemma's 257,152-entry vocabulary plus recap's 4 special
+#: tokens) and a Gemma-300M expert (width 1024, MLP 4096); actions and state padded to 32. ``recap weights import``
+#: reads every shape from the checkpoint itself; these presets give the head layout and the pi0 / pi0.5 behaviour.
+_GEMMA_2B = DecoderShape(width=2048, depth=18, num_heads=8, num_kv_heads=1, head_dim=256, mlp_dim=16384)
+PI0 = Pi06Config(
+    vision=attrs.evolve(_SO400M, flavour="siglip"),
+    backbone=_GEMMA_2B,
+    expert=ExpertShape(width=1024, mlp_dim=4096, time_conditioning="concat"),
+    chunk_size=50,
+    text_vocab_size=257_152 + 4,
+    fast_vocab_size=1024,
+    max_prompt_tokens=48,
+    state_input="token",
+    action_pad_dim=32,
+    subtask=False,
+)
+PI05 = attrs.evolve(
+    PI0,
+    expert=ExpertShape(width=1024, mlp_dim=4096, time_conditioning="adarms"),
+    max_prompt_tokens=200,
+    state_input="text",
+    normalization="quantile",
+)
+
 #: Parameter-count targets of the full presets (per part), checked on the meta device within 5%.
 FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 3.88e9, "expert": 860e6}
+#: pi0: SigLIP So400m (~400M) + projector, Gemma 2B (~2.5B with its 0.53B embedding), Gemma 300M expert (~0.3B).
+PI0_TARGETS: dict[str, float] = {"vision": 414e6, "backbone": 2.51e9, "expert": 315e6}
+#: pi0.5: the same, with a 3-way adaptive-norm ``dense`` on each of the expert's 37 norms (~0.43B expert).
+PI05_TARGETS: dict[str, float] = {"vision": 414e6, "backbone": 2.51e9, "expert": 430e6}
 VALUE_FULL_TARGETS: dict[str, float] = {"vision": 412e6, "backbone": 670e6}
+#: the targets of each full-size preset (``python -m recap_pi06.params NAME`` prints counts against them)
+PRESET_TARGETS: dict[str, dict[str, float]] = {
+    "pi06": FULL_TARGETS,
+    "pi06-value": VALUE_FULL_TARGETS,
+    "pi0": PI0_TARGETS,
+    "pi05": PI05_TARGETS,
+}
 
-POLICY_PRESETS: dict[str, Pi06Config] = {"pi06-tiny": PI06_TINY, "pi06-small": PI06_SMALL, "pi06": PI06_FULL}
+POLICY_PRESETS: dict[str, Pi06Config] = {
+    "pi06-tiny": PI06_TINY,
+    "pi06-small": PI06_SMALL,
+    "pi06": PI06_FULL,
+    "pi0": PI0,
+    "pi05": PI05,
+}
 VALUE_PRESETS: dict[str, Pi06ValueConfig] = {
     "pi06-value-tiny": PI06_VALUE_TINY,
     "pi06-value-small": PI06_VALUE_SMALL,

@@ -30,6 +30,8 @@ def decode_subtasks(policy: Pi06Policy, obs: TensorDict, *, use_cache: bool) -> 
     trunk, text = policy.trunk, policy.trunk.text
     ctx = Context(trunk.decoder, use_cache)
     ctx.append(trunk.prefix(obs))
+    if not policy.config.subtask:
+        return ctx, [""] * obs.batch_size[0]
     if keys.SUBTASK in obs:
         given = read_texts(obs, keys.SUBTASK)
         ctx.append(trunk.text_tokens(policy.subtask_rows(given), True, SUBTASK))
@@ -67,6 +69,7 @@ def sample_chunk(
     *,
     generator: torch.Generator | None,
     use_cache: bool,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """Raw actions ``[B, H, A]`` and the sub-tasks they were conditioned on (see the module docstring)."""
     size = obs.batch_size[0]
@@ -82,16 +85,24 @@ def sample_chunk(
         ctx.append(part)
 
     device, cfg = policy.trunk.device, policy.config
-    shape = (size, policy.chunk_size, policy.action_dim)
-    x = (torch.randn(shape, generator=generator) * cfg.noise_scale).to(device)
+    shape = (size, policy.chunk_size, policy.flow_dim)
+    if noise is None:
+        noise = torch.randn(shape, generator=generator)
+    elif tuple(noise.shape) != shape:
+        raise ValueError(
+            f"noise must have shape {list(shape)} (batch, chunk, flow_dim), got {list(noise.shape)}"
+        )
+    x = (noise * cfg.noise_scale).to(device)
+    state = policy.expert_state(obs)
+    state = None if state is None else (torch.cat([state, state]) if guided else state)
     cached = ctx.keys_values() if use_cache else None
     for i in range(cfg.num_steps):
         kv, valid, start = cached if cached is not None else ctx.keys_values()
         x_in = torch.cat([x, x]) if guided else x
         tau = torch.full((x_in.shape[0],), 1.0 - i / cfg.num_steps, device=device)
-        v = policy.expert(x_in, tau, kv, valid, start)
+        v = policy.expert(x_in, tau, kv, valid, start, state)
         if guided:
             v_c, v_u = v.chunk(2)
             v = v_u + guidance * (v_c - v_u)
         x = x - v / cfg.num_steps
-    return policy.trunk.norm.unnormalize(keys.ACTION, x), subtasks
+    return policy.trunk.norm.unnormalize(keys.ACTION, x[..., : policy.action_dim]), subtasks

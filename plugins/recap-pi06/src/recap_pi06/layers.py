@@ -11,7 +11,8 @@ from torch import nn
 
 
 class RMSNorm(nn.Module):
-    """Gemma RMSNorm: ``y = x / sqrt(mean(x^2) + eps) * (1 + w)`` with ``w`` initialised at zero."""
+    """Gemma RMSNorm: ``y = x / sqrt(mean(x^2) + eps) * (1 + w)`` with ``w`` initialised at zero (so a checkpoint's
+    weights are offsets from one, not scales)."""
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -24,23 +25,23 @@ class RMSNorm(nn.Module):
 
 
 class AdaRMSNorm(nn.Module):
-    """Adaptive RMSNorm (pi0.5): the flow-time embedding ``c`` sets a per-channel scale, shift and residual gate,
-    ``y = rms(x) * (1 + s(c)) + b(c)`` and ``gate = 1 + g(c)``; zero-initialised, so it starts as plain RMSNorm."""
+    """Adaptive RMSNorm in openpi's pi0.5 convention: ``dense(c)`` splits into a per-channel scale, shift and
+    residual gate, ``y = rms(x) * (1 + scale) + shift``, and the caller adds ``x + y' * gate`` with the gate taken
+    raw. The dense weights start at zero and the gate bias at one, so a fresh layer is a plain RMSNorm with a unit
+    gate (an all-zero ``dense``, as a checkpoint may carry, gives gate 0: the layer is skipped)."""
 
-    def __init__(self, dim: int, cond_dim: int, eps: float = 1e-6, *, gated: bool = True) -> None:
+    def __init__(self, dim: int, cond_dim: int, eps: float = 1e-6) -> None:
         super().__init__()
         self.eps = eps
-        self.modulation = nn.Linear(cond_dim, (3 if gated else 2) * dim)
-        nn.init.zeros_(self.modulation.weight)
-        nn.init.zeros_(self.modulation.bias)
+        self.dense = nn.Linear(cond_dim, 3 * dim)
+        nn.init.zeros_(self.dense.weight)
+        with torch.no_grad():
+            self.dense.bias.copy_(torch.cat([torch.zeros(2 * dim), torch.ones(dim)]))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        mod = self.modulation(cond)[:, None, :]
-        scale, shift, gate = (
-            mod.chunk(3, dim=-1) if mod.shape[-1] == 3 * x.shape[-1] else (*mod.chunk(2, -1), None)
-        )
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scale, shift, gate = self.dense(cond)[:, None, :].chunk(3, dim=-1)
         normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed * (1.0 + scale) + shift, None if gate is None else 1.0 + gate
+        return normed * (1.0 + scale) + shift, gate
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,8 +117,9 @@ def sincos_embedding(
     """Sine-cosine features of scalars ``[B]`` -> ``[B, dim]`` with periods from ``min_period`` to ``max_period``
     (pi0's flow-time embedding)."""
     half = dim // 2
+    # float32 in this exact order of operations: what transformers' PI0 computes on CPU
     fraction = torch.linspace(0.0, 1.0, half, device=values.device, dtype=torch.float32)
     period = min_period * (max_period / min_period) ** fraction
-    angles = values.to(torch.float32)[:, None] * (2 * math.pi / period)[None, :]
+    angles = (1.0 / period * 2 * math.pi)[None, :] * values.to(torch.float32)[:, None]
     emb = torch.cat([angles.sin(), angles.cos()], dim=-1)
     return F.pad(emb, (0, dim - 2 * half))

@@ -1,4 +1,5 @@
-"""Hook implementations: policy ``pi06``, value network ``pi06-value`` and their presets."""
+"""Hook implementations: policy ``pi06``, value network ``pi06-value``, their presets and the ``pi06`` weights
+importer (``recap weights import``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from recap.plugins import hookimpl
 from recap_pi06.config import POLICY_PRESETS, VALUE_PRESETS, Pi06Config, Pi06ValueConfig
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.value import Pi06ValueNetwork
+from recap_pi06.weights.registered import Pi06WeightImporter, Pi06WeightImporterConfig
 
 
 def build_policy(config: Pi06Config, spec, stats) -> Pi06Policy:
@@ -32,3 +34,8 @@ def register_value_networks(register) -> None:
 def register_presets(register) -> None:
     for name, preset in {**POLICY_PRESETS, **VALUE_PRESETS}.items():
         register(name, preset)
+
+
+@hookimpl
+def register_weight_importers(register) -> None:
+    register("pi06", Pi06WeightImporter, config=Pi06WeightImporterConfig)

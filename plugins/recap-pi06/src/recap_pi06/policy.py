@@ -55,8 +55,25 @@ class Pi06Policy(nn.Module):
         self.fast = FastTokenizer(
             config.chunk_size, spec.action_dim, config.fast_vocab_size, config.fast_scale
         )
-        self.expert = ActionExpert(config.backbone, config.expert, spec.action_dim)
+        #: the expert's action width: the spec's, or the checkpoint's padded width (pi0 / pi0.5: 32)
+        self.flow_dim = max(config.action_pad_dim, spec.action_dim)
+        state_token = self.trunk.state_pad_dim if config.state_input == "token" else 0
+        self.expert = ActionExpert(config.backbone, config.expert, self.flow_dim, state_dim=state_token)
+        if config.lora_rank > 0:
+            from recap_pi06.lora import add_lora
+
+            add_lora(self, config.lora_rank, config.lora_alpha)
         self.fast_offset = config.text_vocab_size + config.state_bins
+
+    # -- structure the trainer reads (FSDP2 sharding, activation checkpointing, freezing) ---------------------
+
+    def transformer_blocks(self) -> list[nn.Module]:
+        """Vision, backbone and expert blocks: each is sharded and recomputed on its own."""
+        return self.trunk.transformer_blocks() + list(self.expert.layers)
+
+    def freezable_parts(self) -> dict[str, nn.Module]:
+        """Names ``TrainerConfig.freeze`` accepts: ``vision``, ``backbone`` (decoder) and ``expert``."""
+        return {**self.trunk.freezable_parts(), "expert": self.expert}
 
     # -- data-fitted parts ------------------------------------------------------------------------------------
 
@@ -79,7 +96,7 @@ class Pi06Policy(nn.Module):
                 stacklevel=2,
             )
         return {
-            "text_vocab": float(self.trunk.text.tok.get_vocab_size()),
+            "text_vocab": float(self.trunk.text.size()),
             "fast_vocab": float(self.fast.tok.get_vocab_size()),
             "fast_tokens_per_chunk": float(lengths.mean()),
         }
@@ -149,11 +166,10 @@ class Pi06Policy(nn.Module):
     ) -> tuple[Tokens, int]:
         """The full training sequence and the width of its expert context (everything before FAST)."""
         trunk = self.trunk
-        parts = [
-            trunk.prefix(batch),
-            trunk.text_tokens(self.subtask_rows(read_texts(batch, keys.SUBTASK)), True, SUBTASK),
-            trunk.text_tokens(self.indicator_rows(positive, dropped), True, INDICATOR),
-        ]
+        parts = [trunk.prefix(batch)]
+        if self.config.subtask:
+            parts.append(trunk.text_tokens(self.subtask_rows(read_texts(batch, keys.SUBTASK)), True, SUBTASK))
+        parts.append(trunk.text_tokens(self.indicator_rows(positive, dropped), True, INDICATOR))
         context_width = sum(p.width for p in parts)
         parts.append(trunk.text_tokens(self.fast_rows(chunks), True, FAST))
         return Tokens.cat(parts), context_width
@@ -178,19 +194,35 @@ class Pi06Policy(nn.Module):
         subtask = self._segment_nll(hidden, tokens, SUBTASK, 0, self.config.text_vocab_size)
         fast = self._segment_nll(hidden, tokens, FAST, self.fast_offset, self.config.fast_vocab_size)
 
-        x_tau, tau, target_velocity = flow_matching_path(chunks, flow_draws)
+        targets = F.pad(chunks, (0, self.flow_dim - self.action_dim))  # padded dims are zero, as in pi0
+        x_tau, tau, target_velocity = flow_matching_path(targets, self._padded_draws(flow_draws))
         context = [(k[:, :, :ctx_width], v[:, :, :ctx_width]) for k, v in cache]
         ctx_valid = tokens.valid[:, :ctx_width]
-        velocity = self.expert(x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1))
-        err = (velocity - target_velocity).square().mean(-1)  # [B, H]
+        velocity = self.expert(
+            x_tau, tau, context, ctx_valid, ctx_valid.long().sum(1), self.expert_state(batch)
+        )
+        err = (velocity - target_velocity)[..., : self.action_dim].square().mean(-1)  # [B, H], real dims
         flow = masked_chunk_mean(err, batch.get(keys.ACTION_IS_PAD) if keys.ACTION_IS_PAD in batch else None)
         return TensorDict({"flow": flow, "fast": fast, "subtask": subtask}, batch_size=[size])
+
+    def _padded_draws(self, draws: TensorDict | None) -> TensorDict | None:
+        """Flow draws with noise over the spec's action dimensions get zero noise in the padding dimensions."""
+        if draws is None or draws.get("noise").shape[-1] == self.flow_dim:
+            return draws
+        noise = F.pad(draws.get("noise"), (0, self.flow_dim - draws.get("noise").shape[-1]))
+        return TensorDict({"noise": noise, "time": draws.get("time")}, batch_size=draws.batch_size)
+
+    def expert_state(self, obs: TensorDict) -> torch.Tensor | None:
+        """The state token's input for ``state_input = token`` (pi0), else None."""
+        return self.trunk.padded_state(obs) if self.config.state_input == "token" else None
 
     def _segment_nll(
         self, hidden: torch.Tensor, tokens: Tokens, kind: int, offset: int, vocab: int
     ) -> torch.Tensor:
         """Mean next-token NLL inside one segment (teacher forcing): position j predicts token j + 1."""
         start, stop = tokens.span(kind)
+        if stop - start < 2:  # no segment (e.g. sub-tasks switched off): nothing to predict
+            return hidden.new_zeros(hidden.shape[0])
         ids = tokens.ids[:, start:stop] - offset
         logits = self.trunk.decoder.logits(hidden[:, start : stop - 1], offset, offset + vocab)
         target_valid = tokens.valid[:, start + 1 : stop]
@@ -207,16 +239,20 @@ class Pi06Policy(nn.Module):
         *,
         generator: torch.Generator | None = None,
         use_cache: bool | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Raw action chunk ``[B, H, A]``: prefix (KV cache), greedy sub-task, indicator, Euler steps, CFG.
 
         ``obs["subtask"]``, when present, is used instead of decoding (run sub-task decoding at a lower rate
-        by passing the last decoded one). See ``recap_pi06.inference``.
+        by passing the last decoded one). ``noise`` ``[B, H, flow_dim]`` replaces the initial draw (it is still
+        scaled by ``noise_scale``). See ``recap_pi06.inference``.
         """
         from recap_pi06.inference import sample_chunk
 
         cache = self.config.kv_cache if use_cache is None else use_cache
-        actions, _ = sample_chunk(self, obs, indicator, guidance, generator=generator, use_cache=cache)
+        actions, _ = sample_chunk(
+            self, obs, indicator, guidance, generator=generator, use_cache=cache, noise=noise
+        )
         return actions
 
     @torch.no_grad()

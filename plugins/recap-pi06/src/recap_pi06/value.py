@@ -33,10 +33,16 @@ class Pi06ValueNetwork(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def transformer_blocks(self) -> list[nn.Module]:
+        return self.trunk.transformer_blocks()
+
+    def freezable_parts(self) -> dict[str, nn.Module]:
+        return self.trunk.freezable_parts()
+
     def fit_to_data(self, batch: TensorDict) -> dict[str, float]:
         """Fit the text BPE on the batch's prompts (call once before training)."""
         self.trunk.text.fit(self.trunk.prompts(batch))
-        return {"text_vocab": float(self.trunk.text.tok.get_vocab_size())}
+        return {"text_vocab": float(self.trunk.text.size())}
 
     def forward(self, obs: TensorDict) -> torch.Tensor:
         trunk = self.trunk

@@ -2,7 +2,10 @@
 
 Every transaction is tried ``1 + retries`` times. A failure that a retry cures is *transient*: it is counted in
 ``counters`` (by kind: timeout, corrupt, port) and the caller never sees it. When every try fails the fault is
-*persistent* and :class:`CommFault` is raised naming the bus, the motor id and the fault.
+*persistent* and :class:`CommFault` is raised naming the bus, the motor id and the fault. Before a retry the bus
+waits for the line to fall quiet for one reply timeout and drops what arrived: a status packet that comes after
+its timeout would otherwise be read as the answer to the retry, and the retry's own as the answer to the next
+request (a wrong joint reading).
 
 The SDK's stock port handler busy-polls a non-blocking port and allows 34 ms per reply (2 x a 16 ms USB latency
 timer + 2 ms). With the adapter's latency timer at 1 ms (see docs/hardware.md) that turns one lost packet into a
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import termios
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -81,6 +85,19 @@ class LowLatencyPort(sdk.PortHandler):
         self.packet_start_time = self.getCurrentTime()
         self.packet_timeout = self.tx_time_per_byte * packet_length + 2.0 * self.latency_ms + 2.0
 
+    def reply_timeout_s(self) -> float:
+        """How long a status packet may take after its request (the SDK's 2 x latency + 2 ms, in seconds)."""
+        return (2.0 * self.latency_ms + 2.0) / 1000.0
+
+    def drop_late_bytes(self) -> int:
+        """Read and drop bytes until none has arrived for one reply timeout; returns how many were dropped."""
+        dropped, quiet_since = 0, time.monotonic()
+        while time.monotonic() - quiet_since < self.reply_timeout_s():
+            data = self.readPort(max(1, self.ser.in_waiting))  # blocks up to the read timeout (0.5 ms)
+            if data:
+                dropped, quiet_since = dropped + len(data), time.monotonic()
+        return dropped
+
     def readPort(self, length: int) -> bytes:  # noqa: N802
         data = self.ser.read(length)
         self.bytes_rx += len(data)
@@ -99,6 +116,7 @@ class BusCounters:
     transactions: int = 0
     recovered: dict[str, int] = attrs.field(factory=dict)
     persistent: int = 0
+    late_bytes: int = 0  # bytes of status packets that came after their timeout, dropped before a retry
 
     @property
     def recovered_total(self) -> int:
@@ -172,6 +190,8 @@ class MotorBus:
                     self.counters.recovered[f.kind] = self.counters.recovered.get(f.kind, 0) + 1
                 return out
             self.port.is_using = False  # the SDK leaves the port "busy" when a transaction breaks off
+            with contextlib.suppress(serial.SerialException, OSError, termios.error):
+                self.counters.late_bytes += self.port.drop_late_bytes()  # a broken port: the retry reports it
         last = failures[-1]
         self.counters.persistent += 1
         text = _KIND_TEXT[last.kind] + (f": {last.detail}" if last.detail else "")
