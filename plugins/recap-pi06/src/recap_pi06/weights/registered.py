@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,13 +66,10 @@ class Pi06WeightImporter:
             progress=bar,
         )
         if config.text_tokenizer_path:
-            # the checkpoint keeps its own copy, so the import outlives the downloaded directory
-            source = Path(config.text_tokenizer_path)
-            request.out.mkdir(parents=True, exist_ok=True)
-            copy = request.out / f"text_tokenizer{source.suffix}"
-            shutil.copyfile(source, copy)
-            config = attrs.evolve(config, text_tokenizer_path=str(copy.resolve()))
-            lines.append(f"tokenizer: {source} (copied to {copy})")
+            # the tokenizer travels in the weights (trunk.text.blob, marked as fixed), so the saved config needs
+            # no path and the import outlives the downloaded directory
+            lines.append(f"tokenizer: {config.text_tokenizer_path} (stored in the checkpoint)")
+            config = attrs.evolve(config, text_tokenizer_path="")
         else:
             lines.append(
                 "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data"
