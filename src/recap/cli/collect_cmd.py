@@ -81,11 +81,14 @@ class CollectSettings(RolloutSettings):
         store: the episode store directory (created if new).
         policy_version: recorded with each episode (default: the checkpoint directory's name).
         robot_id: recorded with each episode.
+        image_codec: camera frames of a new store: none (raw), zlib, av1, h264 or lossless (docs/data.md);
+            an existing store keeps its own.
     """
 
     store: Path
     policy_version: str | None = None
     robot_id: str = ""
+    image_codec: str = "none"
 
 
 def registered_default(kind: str, name: str) -> PluginConfig | None:
@@ -136,7 +139,7 @@ def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple
     return robot, actor, deployment, teleop, version
 
 
-def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:
+def open_or_create_store(path: Path, spec: Any, image_codec: str | None = None) -> EpisodeStore:
     if path.exists() and any(path.iterdir()):
         store = EpisodeStore.open(path)
         if store.spec != spec:
@@ -145,7 +148,7 @@ def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:
                 "store directory or configure the backend like the store (cameras, image size, privileged state)"
             )
         return store
-    return EpisodeStore.create(path, spec)
+    return EpisodeStore.create(path, spec, image_codec=image_codec)
 
 
 def collect(args: Sequence[str]) -> int:
@@ -155,7 +158,8 @@ def collect(args: Sequence[str]) -> int:
     settings = parse_command(CollectSettings, rollout_defaults(), args, "recap collect", __doc__)
     robot, actor, deployment, teleop, version = build_rollout_parts(settings, evaluation=False)
     with robot:
-        store = open_or_create_store(settings.store, robot.spec)
+        codec = None if settings.image_codec == "none" else settings.image_codec
+        store = open_or_create_store(settings.store, robot.spec, codec)
         metas, report = collect_episodes(
             robot,
             actor,
