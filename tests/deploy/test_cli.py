@@ -49,6 +49,8 @@ def test_collect_and_evaluate_through_a_policy_server(clock_registry, tmp_path):
         # the first chunk arrives at tick 2 and runs from its start; the next is asked for at tick 6, arrives
         # at 8 and joins at index 2, so the one after that is asked for at tick 10
         assert policy.requests == [0, 6, 10]
+        episode = json.loads(out.read_text())["episodes"][0]
+        assert episode["held_ticks"] == 2 and episode["inference_delays"] == [2, 2]  # the third was still out
     metas = EpisodeStore.open(tmp_path / "store").episodes()
     assert len(metas) == 2 and {m.policy_version for m in metas} == {"clock-abc"}
     assert {m.source for m in metas} == {"autonomous"}

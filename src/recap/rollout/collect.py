@@ -34,6 +34,8 @@ class EpisodeSummary:
     source: str
     episode_id: str = ""
     max_stage: int | None = None  # furthest task stage reached (tells late failures from early ones)
+    held_ticks: int = 0  # ticks without a committed policy action (asynchronous waits, a lost policy server)
+    inference_delays: tuple[int, ...] = attrs.field(default=(), converter=tuple)  # control ticks, per chunk
 
 
 @attrs.frozen
@@ -105,6 +107,8 @@ def _summary(record: EpisodeRecord, episode_id: str = "") -> EpisodeSummary:
         record.source,
         episode_id,
         record.max_stage,
+        0 if record.execution is None else len(record.execution.held_ticks),
+        () if record.execution is None else tuple(record.execution.delays_ticks),
     )
 
 
