@@ -449,7 +449,7 @@ class EpisodeStore:
 
     # ---------------------------------------------------------------- derived facts
     def max_length_per_task(self) -> dict[str, int]:
-        """Per task, its longest episode in steps (the return normaliser of docs/method.md, "Rewards and returns")."""
+        """Per task, its longest episode in steps (the return normaliser L of docs/method.md)."""
         out: dict[str, int] = collections.defaultdict(int)
         for m in self.episodes():
             out[m.task] = max(out[m.task], m.length)

@@ -1,6 +1,6 @@
 """The pi0.6-style policy: backbone (trunk), FAST tokens, flow-matching action expert, advantage indicator.
 
-Training sequence (seeds/004 section V; DESIGN.md section 6)::
+Training sequence (the pi*0.6 paper, section V; docs/pi06.md)::
 
     [images][env][Task: prompt. State:][state bins] -> [SUB] sub-task [EOS] -> Advantage: positive|negative|-
         -> [BOS] FAST tokens [EOS]
@@ -76,6 +76,12 @@ class Pi06Policy(nn.Module):
         return {**self.trunk.freezable_parts(), "expert": self.expert}
 
     # -- data-fitted parts ------------------------------------------------------------------------------------
+
+    @property
+    def needs_fitting(self) -> bool:
+        """True while the FAST tokenizer was never fitted: an imported checkpoint brings weights but no FAST
+        merges, so its first fine-tune fits them (``recap.train.policy.train_policy`` asks)."""
+        return not self.fast.fitted
 
     def fit_to_data(self, batch: TensorDict) -> dict[str, float]:
         """Fit the text and FAST tokenizers on a sample of training windows (call once, before training).
