@@ -17,6 +17,7 @@ import attrs
 
 from recap.cli.collect_cmd import RolloutSettings, build_rollout_parts, rollout_defaults
 from recap.cli.overrides import parse_command
+from recap.deploy import is_server_url
 
 
 @attrs.frozen(kw_only=True)
@@ -25,7 +26,8 @@ class EvaluateSettings(RolloutSettings):
 
     Attributes:
         seed: first evaluation seed.
-        output: JSON report path (default: <policy>/eval_<task>.json, or eval_<task>.json here).
+        output: JSON report path (default: <policy>/eval_<task>.json, or eval_<task>.json here for a
+            demonstrator or a policy server).
     """
 
     seed: int = 100_000
@@ -51,12 +53,14 @@ def evaluate(args: Sequence[str]) -> int:
             teleoperator=teleop,
             deployment=deployment,
             progress=settings.progress,
+            execution=settings.chunk_execution(),
         )
     for line in report.lines():
         print(line)
     output = settings.output
     if output is None:
-        output = (settings.policy or Path(".")) / f"eval_{settings.task}.json"
+        local = settings.policy is not None and not is_server_url(settings.policy)
+        output = (Path(settings.policy) if local else Path(".")) / f"eval_{settings.task}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "policy": str(settings.policy) if settings.policy else None,

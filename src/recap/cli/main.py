@@ -49,9 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recap.cli.collect_cmd:collect",
         "record demonstrator/policy episodes (+ interventions) into a store",
     ),
+    "serve": ("recap.cli.serve_cmd:serve", "serve a policy checkpoint to robots (openpi WebSocket protocol)"),
     "weights import": (
         "recap.cli.weights_cmd:import_weights",
-        "import a downloaded pi0 / pi0.5 / PaliGemma checkpoint as a recap policy",
+        "import downloaded pi0 / pi0.5 / PaliGemma / Gemma 3 weights as a recap policy or value model",
     ),
     "evaluate": (
         "recap.cli.evaluate_cmd:evaluate",
