@@ -1,9 +1,11 @@
 """A writer killed with SIGKILL mid-write (mid-encode for video stores) loses nothing committed and leaves
 nothing partial; concurrent writers all commit.
 
-Writers are forked child processes (real processes, killed for real), forked so they skip re-importing torch.
-Each child reports "<episode_id> <content_hash>" on a pipe after every commit; a line is written with one
-os.write (atomic below PIPE_BUF), so a kill never leaves half a report.
+Writers are child processes (real processes, killed for real) forked from a forkserver that has imported the
+store once: children start fast, and unlike a fork of the pytest process they inherit none of the threads (and
+thread pools) that earlier tests left running, which could leave a child deadlocked before its first line.
+Each child reports "<episode_id> <content_hash>" on a pipe after every commit; a short message is one write
+(atomic below PIPE_BUF), so a kill never leaves half a report.
 """
 
 import multiprocessing
@@ -19,14 +21,15 @@ from data_episodes import SPEC, make_steps
 from recap.data.store import EpisodeStore
 from recap.data.video import VIDEO_CODECS, psnr
 
-_FORK = multiprocessing.get_context("fork")
+_FORK = multiprocessing.get_context("forkserver")
+_FORK.set_forkserver_preload(["recap.data.store", "recap.data.video", "data_episodes"])
 
 
 def _episode(seed: int, i: int) -> dict:
     return make_steps(5 + (seed + i) % 7, seed * 1000 + i)
 
 
-def _writer(root, seed: int, n: int, fd: int, ready) -> None:
+def _writer(root, seed: int, n: int, conn, ready) -> None:
     store = EpisodeStore.open(root)
     ready.set()
     for i in range(n):
@@ -37,26 +40,29 @@ def _writer(root, seed: int, n: int, fd: int, ready) -> None:
             policy_version=f"{seed}:{i}",
             robot_id=f"w{seed}",
         )
-        os.write(fd, f"{meta.episode_id} {store.content_hash(meta.episode_id)}\n".encode())
-    os.close(fd)
+        conn.send_bytes(f"{meta.episode_id} {store.content_hash(meta.episode_id)}".encode())
+    conn.close()
 
 
 def _start(root, seed: int, n: int):
-    r, w = os.pipe()
+    r, w = _FORK.Pipe(duplex=False)
     ready = _FORK.Event()
     proc = _FORK.Process(target=_writer, args=(root, seed, n, w, ready))
     proc.start()
-    os.close(w)
+    w.close()
     assert ready.wait(30)
     return proc, r
 
 
-def _reports(r: int) -> dict[str, str]:
-    chunks = []
-    while chunk := os.read(r, 1 << 16):
-        chunks.append(chunk)
-    os.close(r)
-    return dict(line.split() for line in b"".join(chunks).decode().splitlines())
+def _reports(r) -> dict[str, str]:
+    lines = []
+    while True:
+        try:
+            lines.append(r.recv_bytes().decode())
+        except EOFError:  # every copy of the write end is closed: the writer finished or was killed
+            break
+    r.close()
+    return dict(line.split() for line in lines)
 
 
 def _check_intact(store: EpisodeStore, committed: dict[str, str]) -> None:
