@@ -22,6 +22,7 @@ from recap.config import BackendConfig, DemonstratorConfig, PluginConfig, Teleop
 from recap.data import EpisodeStore
 from recap.errors import ConfigError
 from recap.plugins import get_registry
+from recap.rollout.seeds import check_training_seeds
 
 #: The registered implementations a rollout command starts from, when they are installed.
 DEFAULT_BACKEND, DEFAULT_DEMONSTRATOR = "aloha-sim", "scripted"
@@ -43,9 +44,8 @@ class RolloutSettings:
         demonstrator: the scripted/teleoperated actor used when no policy is given.
         teleoperator: an operator that may take over (``teleoperator:scripted-expert``); its steps are
             recorded as interventions.
-        episodes: number of episodes (seeds ``seed``, ``seed + 1``, ...).
+        episodes: number of episodes.
         task: the task prompt, given to the backend too when it has a ``task`` setting.
-        seed: seed of the first episode.
         chunk_execute: actions executed per sampled chunk before re-inferring (default: the whole chunk).
         time_limit: maximum control ticks per episode (default: the backend's).
         progress: show episodes done, successes and time left.
@@ -57,7 +57,6 @@ class RolloutSettings:
     teleoperator: TeleoperatorConfig | None = None
     episodes: int = attrs.field(default=50, validator=_positive)
     task: str = "transfer_cube"
-    seed: int = 0
     chunk_execute: int | None = None
     time_limit: int | None = None
     progress: bool = True
@@ -69,11 +68,14 @@ class CollectSettings(RolloutSettings):
 
     Attributes:
         store: the episode store directory (created if new).
+        seed: seed of the first episode (episodes use seeds ``seed``, ``seed + 1``, ...); recorded episodes
+            stay below the evaluation seeds, so ``recap evaluate`` never scores an episode trained on.
         policy_version: recorded with each episode (default: the checkpoint directory's name).
         robot_id: recorded with each episode.
     """
 
     store: Path
+    seed: int = 0
     policy_version: str | None = None
     robot_id: str = ""
 
@@ -144,6 +146,7 @@ def collect(args: Sequence[str]) -> int:
     from recap.rollout import collect as collect_episodes
 
     settings = parse_command(CollectSettings, rollout_defaults(), args, "recap collect", __doc__)
+    check_training_seeds(settings.seed, settings.episodes)
     robot, actor, deployment, teleop, version = build_rollout_parts(settings, evaluation=False)
     with robot:
         store = open_or_create_store(settings.store, robot.spec)
