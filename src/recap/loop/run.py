@@ -7,7 +7,8 @@ Stage functions take the run, their stage directory and keyword arguments, and r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class LoopRun:
         """Open (or create) the run directory ``cfg.out`` and its store; record the resolved config."""
         from recap.loop.experience import backend_spec
 
+        if cfg.deterministic:
+            use_deterministic_algorithms()
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
         recap_config.dump(cfg, out / "config.toml", registry)
@@ -74,16 +77,30 @@ class LoopRun:
 
     def demonstrations(self) -> list[EpisodeMeta]:
         """D_demo: the demonstrations the loop recorded (every task), for pre-training."""
-        return self.store.episodes(iteration=DEMOS_ITERATION)
+        return by_provenance(self.store.episodes(iteration=DEMOS_ITERATION))
 
     def successful_demonstrations(self) -> list[EpisodeMeta]:
         """The target task's successful demonstrations, for demonstration fine-tuning."""
-        return self.store.episodes(task=self.cfg.task, iteration=DEMOS_ITERATION, success=True)
+        return by_provenance(self.store.episodes(task=self.cfg.task, iteration=DEMOS_ITERATION, success=True))
 
     def experience_through(self, iteration: int) -> list[EpisodeMeta]:
         """D after collection ``iteration``: the task's demonstrations and collections 1..``iteration``."""
-        return [
+        return by_provenance(
             m
             for m in self.store.episodes(task=self.cfg.task)
             if m.iteration is not None and m.iteration <= iteration
-        ]
+        )
+
+
+def use_deterministic_algorithms() -> None:
+    """Torch kernels that give the same bits on every run (CUDA's need a fixed cuBLAS workspace)."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+
+
+def by_provenance(episodes: Iterable[EpisodeMeta]) -> list[EpisodeMeta]:
+    """Episodes ordered by (iteration, stage, seed), not by id: ids order episodes by the time they were
+    recorded, which depends on how collection workers interleave; training samples by position in this list."""
+    return sorted(episodes, key=lambda m: (m.iteration or 0, m.stage or "", m.seed or 0, m.episode_id))
