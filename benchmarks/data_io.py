@@ -1,12 +1,16 @@
-"""Episode store I/O: write throughput, training windows per second against a plain numpy-memmap loader, and
-what one minute of 3-camera 480x640 50 Hz data costs on disk (raw, zlib, LeRobot MP4).
+"""Episode store I/O: write throughput and training windows per second against a plain numpy-memmap loader, then
+every image codec on rendered sim frames (three 480x640 cameras): disk per robot-hour, encode speed, and training
+windows/s through 2 DataLoader workers.
 
-    python benchmarks/data_io.py                 # defaults: 20 episodes x 250 steps, 3 cameras 96x128
-    python benchmarks/data_io.py --no-sim        # skip rendering MuJoCo frames for the disk-cost section
+    nice -n 10 python benchmarks/data_io.py      # defaults: 20 x 250 synthetic steps at 96x128; 3 sim episodes
+    python benchmarks/data_io.py --sim-episodes 0  # skip the codec section (needs the recap-bimanual plugin)
 
 Every figure is measured in this run. The baseline reads the same arrays from per-episode ``.npy`` files opened
 with ``np.load(mmap_mode="r")``, one window at a time (state, padded action chunk, one frame per camera), the
-way a per-item ``Dataset.__getitem__`` + collate would.
+way a per-item ``Dataset.__getitem__`` + collate would. The codec section records episodes of the scripted
+demonstrator on the simulated bimanual robot into a raw store, adds the same episodes to a store of each codec
+(timing the encode + commit), and reads batches of 64 windows (chunk 50, one frame per camera per window) with
+``recap.data.sampler.batch_loader`` and 2 worker processes, timed after the first batch (worker start-up).
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from recap.data import keys
-from recap.data.lerobot_export import export_lerobot
-from recap.data.sampler import WindowSampler
+from recap.data.sampler import WindowSampler, batch_loader
 from recap.data.spec import aloha_spec
 from recap.data.store import EpisodeStore
+from recap.data.video import psnr
 
 
 def synthetic_steps(length: int, height: int, width: int, seed: int) -> dict[str, np.ndarray]:
@@ -49,30 +53,83 @@ def synthetic_steps(length: int, height: int, width: int, seed: int) -> dict[str
     return steps
 
 
-def sim_steps(n: int) -> dict[str, np.ndarray] | None:
-    """``n`` steps of the gym-aloha transfer-cube scene rendered by its three 480x640 cameras, arms moving."""
-    try:
-        import gym_aloha  # noqa: F401
-        import gymnasium as gym
-    except ImportError:
+CODECS = (None, "zlib", "lossless", "av1", "h264")
+ROBOT_STEPS_PER_HOUR = 50 * 3600
+
+
+def rendered_store(root: Path, episodes: int, time_limit: int) -> EpisodeStore | None:
+    """A raw store of ``episodes`` scripted-demonstrator episodes on the simulated bimanual robot, three 480x640
+    cameras; None when the recap-bimanual plugin is not installed."""
+    from recap.plugins import get_registry
+    from recap.rollout import collect
+
+    registry = get_registry()
+    if "aloha-sim" not in registry.names("backend"):
         return None
-    env = gym.make("gym_aloha/AlohaTransferCube-v0", obs_type="pixels_agent_pos")
-    obs, _ = env.reset(seed=0)
-    physics = env.unwrapped._env.physics
-    home = np.asarray(obs["agent_pos"], dtype=np.float64)
-    frames = {cam: [] for cam in ("top", "left_wrist", "right_wrist")}
-    for t in range(n):
-        env.step(home + 0.3 * np.sin(t / 8.0 + np.arange(14)))
-        for cam in frames:
-            frames[cam].append(physics.render(height=480, width=640, camera_id=cam))
-    env.close()
-    names = {"top": "cam_high", "left_wrist": "cam_left_wrist", "right_wrist": "cam_right_wrist"}
-    steps = {keys.image_key(names[c]): np.stack(f) for c, f in frames.items()}
-    rng = np.random.default_rng(0)
-    steps[keys.STATE] = rng.normal(size=(n, 14)).astype(np.float32)
-    steps[keys.ACTION] = rng.normal(size=(n, 14)).astype(np.float32)
-    steps[keys.IS_INTERVENTION] = np.zeros(n, dtype=bool)
-    return steps
+    cameras = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+    config = registry.get("backend", "aloha-sim").config(cameras=cameras, image_height=480, image_width=640)
+    robot = registry.build(config)
+    actor = registry.build(registry.get("demonstrator", "scripted").config(), robot)
+    with robot:
+        store = EpisodeStore.create(root, robot.spec)
+        collect(robot, actor, store, task="transfer_cube", seeds=range(episodes), time_limit=time_limit)
+    return store
+
+
+def loader_windows(store: EpisodeStore, batch: int, chunk: int, batches: int, workers: int) -> float:
+    """Windows/s of ``batch_loader`` with ``workers`` processes, timed after the first batch arrives."""
+    sampler = WindowSampler(store, chunk_size=chunk, batch_size=batch, seed=0)
+    batches_iter = iter(batch_loader(sampler, range(batches + 1), num_workers=workers))
+    next(batches_iter)
+    t0 = time.perf_counter()
+    for _ in batches_iter:
+        pass
+    return batch * batches / (time.perf_counter() - t0)
+
+
+def codec_table(tmp: Path, args: argparse.Namespace) -> None:
+    source = rendered_store(tmp / "rendered", args.sim_episodes, args.sim_time_limit)
+    if source is None:
+        print("\n(codec section skipped: install plugins/recap-bimanual for the simulated robot)")
+        return
+    metas = source.episodes()
+    steps = sum(m.length for m in metas)
+    print(
+        f"\n## image codecs: {len(metas)} scripted sim episodes ({steps} steps), 3 cameras 480x640, "
+        f"windows: batch {args.batch}, chunk {args.chunk}, {args.loader_batches} batches, {args.workers} workers"
+    )
+    print("codec     GB/robot-hour  x smaller  encode+commit steps/s  windows/s  x raw   worst PSNR dB")
+    raw_bytes, raw_windows = None, None
+    for codec in CODECS:
+        store = EpisodeStore.create(tmp / f"codec-{codec}", source.spec, image_codec=codec)
+        seconds = 0.0
+        for m in metas:
+            arrays = {
+                k: np.asarray(v) for k, v in source.arrays(m.episode_id).items() if k != "subtask_index"
+            }
+            t0 = time.perf_counter()
+            store.add(arrays, task=m.task, source=m.source, episode_id=m.episode_id)
+            seconds += time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in (store.root / "episodes").rglob("*") if p.is_file())
+        raw_bytes = raw_bytes or size
+        windows = loader_windows(store, args.batch, args.chunk, args.loader_batches, args.workers)
+        raw_windows = raw_windows or windows
+        quality = min(
+            psnr(
+                np.asarray(source.arrays(m.episode_id)[c.key]), np.asarray(store.arrays(m.episode_id)[c.key])
+            )
+            for m in metas[:1]
+            for c in source.spec.cameras
+        )
+        print(
+            f"{str(codec):<9} {size / steps * ROBOT_STEPS_PER_HOUR / 1e9:13.2f}  {raw_bytes / size:9.1f}  "
+            f"{steps / seconds:21.1f}  {windows:9.0f}  {windows / raw_windows:5.2f}   {quality:8.1f}"
+        )
+        shutil.rmtree(store.root)
+    print(
+        "targets: av1 >= 100x smaller than raw; video windows/s >= 0.3x raw; a codec encoding >= 50 steps/s "
+        "(one robot in real time)"
+    )
 
 
 def bench_write(root: Path, spec, episodes: list[dict], codec: str | None) -> tuple[EpisodeStore, float]:
@@ -135,34 +192,6 @@ def sampler_windows(
     return batch * batches / (time.perf_counter() - t0)
 
 
-def minute_on_disk(tmp: Path, steps: dict[str, np.ndarray], label: str) -> None:
-    n = len(steps[keys.ACTION])
-    spec = aloha_spec(480, 640)
-    per_minute = 60 * spec.fps / n
-    print(
-        f"\n## one minute of 3-camera 480x640 {spec.fps} Hz ({label}, {n} steps measured, scaled x{per_minute:.0f})"
-    )
-    raw = 60 * spec.fps * 3 * 480 * 640 * 3
-    print(f"raw pixels (exact)           {raw / 1e9:7.2f} GB/min")
-    for codec in (None, "zlib"):
-        store, secs = bench_write(tmp / f"minute-{codec}", spec, [steps], codec)
-        print(
-            f"store codec={str(codec):<5}         {store.disk_usage() * per_minute / 1e9:7.2f} GB/min"
-            f"   (write {n / secs:6.1f} steps/s)"
-        )
-        if codec is None:
-            for video in ("av1", "lossless"):
-                out = tmp / f"lerobot-{video}"
-                t0 = time.perf_counter()
-                export_lerobot(store, out, codec=video, progress=False)
-                secs = time.perf_counter() - t0
-                size = sum(p.stat().st_size for p in (out / "videos").rglob("*.mp4"))
-                print(
-                    f"LeRobot mp4 {video:<9}        {size * per_minute / 1e9:7.2f} GB/min"
-                    f"   (encode {n / secs:6.1f} steps/s)"
-                )
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=20)
@@ -172,8 +201,12 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=50)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--batches", type=int, default=30)
-    p.add_argument("--minute-steps", type=int, default=25, help="480x640 steps measured for the disk section")
-    p.add_argument("--no-sim", action="store_true", help="synthetic frames instead of MuJoCo renders")
+    p.add_argument(
+        "--sim-episodes", type=int, default=3, help="episodes rendered for the codec section (0: skip)"
+    )
+    p.add_argument("--sim-time-limit", type=int, default=200, help="control steps per sim episode at most")
+    p.add_argument("--loader-batches", type=int, default=20, help="batches timed per codec")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="recap-bench-"))
     try:
@@ -206,11 +239,8 @@ def main() -> None:
         print("state + action chunk only (cameras=(), privileged-state experiments):")
         print(f"numpy memmap baseline      {base:9.0f} windows/s")
         print(f"WindowSampler              {ours:9.0f} windows/s   ratio {ours / base:5.2f}x baseline")
-        steps = None if args.no_sim else sim_steps(args.minute_steps)
-        label = "MuJoCo ALOHA renders"
-        if steps is None:
-            steps, label = synthetic_steps(args.minute_steps, 480, 640, 0), "synthetic frames"
-        minute_on_disk(tmp, steps, label)
+        if args.sim_episodes:
+            codec_table(tmp, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

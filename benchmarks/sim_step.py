@@ -2,7 +2,7 @@
 
 The stock step (``gym_aloha.env.AlohaEnv``) renders three 480x640 cameras with 4x anti-aliasing and shadows on
 every step; ours renders only the requested cameras at the requested size without either (unless asked).
-Targets (issue 7): one 96x128 camera <= 8 ms/step; three 224x224 cameras <= 25 ms/step.
+Targets: one 96x128 camera <= 8 ms/step; three 224x224 cameras <= 25 ms/step.
 
     MUJOCO_GL=egl python benchmarks/sim_step.py [--steps 200]
 """

@@ -33,3 +33,27 @@ def make_steps(length: int, seed: int, spec: RobotSpec = SPEC) -> dict[str, np.n
             np.float32
         )
     return steps
+
+
+def sim_steps(length: int, height: int, width: int) -> dict[str, np.ndarray]:
+    """``length`` steps of the simulated bimanual robot (recap-bimanual) with its three cameras rendered at
+    ``height`` x ``width``, arms swinging so consecutive frames differ."""
+    import torch
+    from recap_bimanual.sim.backend import AlohaSimBackend, AlohaSimConfig
+
+    config = AlohaSimConfig(
+        cameras=("cam_high", "cam_left_wrist", "cam_right_wrist"), image_height=height, image_width=width
+    )
+    with AlohaSimBackend(config) as robot:
+        obs = robot.reset("transfer_cube", seed=0)
+        home = obs["observation.state"].numpy().astype(np.float64)
+        rows = []
+        for t in range(length):
+            action = home + 0.3 * np.sin(t / 4.0 + np.arange(14))
+            rows.append((obs, action))
+            obs = robot.step(torch.from_numpy(action)).obs
+    names = list(rows[0][0].keys())  # a TensorDict iterates over rows, not keys
+    steps = {key: np.stack([o[key].numpy() for o, _ in rows]) for key in names}
+    steps["action"] = np.stack([a for _, a in rows]).astype(np.float32)
+    steps["is_intervention"] = np.zeros(length, dtype=bool)
+    return steps

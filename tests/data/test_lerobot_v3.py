@@ -4,12 +4,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from data_episodes import make_steps
+from data_episodes import make_steps, smooth_frames
 
 from recap.data.lerobot_export import export_lerobot
 from recap.data.lerobot_import import import_lerobot
 from recap.data.spec import aloha_spec
 from recap.data.store import EpisodeStore
+from recap.data.video import VideoFrames, VideoReader, VideoWriter, copy_episode_packets
 from recap.errors import SchemaError, StoreError
 
 SPEC = aloha_spec(height=16, width=24)
@@ -54,6 +55,7 @@ def _round_trip(source, tmp_path, codec):
 def test_round_trip_keeps_episodes_and_metadata(source, tmp_path, codec):
     back, added = _round_trip(source, tmp_path, codec)
     assert len(added) == 3 and back.spec == source.spec
+    assert back.image_codec == codec  # video stays video, in the dataset's codec
     # ids, task, success, source, versions, robot, fps, length and the loop provenance
     assert back.episodes() == source.episodes()
     assert [(m.iteration, m.stage, m.seed) for m in back.episodes()] == [
@@ -151,3 +153,44 @@ def test_truncated_video_names_the_file(source, tmp_path):
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
     with pytest.raises(StoreError, match="file-000.mp4"):
         import_lerobot(tmp_path / "lr", tmp_path / "back", progress=False)
+
+
+def test_import_decodes_to_raw_frames_only_when_asked(source, tmp_path):
+    export_lerobot(source, tmp_path / "lr", codec="lossless", progress=False)
+    import_lerobot(tmp_path / "lr", tmp_path / "raw", image_codec=None, progress=False)
+    raw = EpisodeStore.open(tmp_path / "raw")
+    assert raw.image_codec is None
+    for m in source.episodes():
+        for key, value in source.load(m.episode_id).steps.items():
+            assert torch.equal(raw.load(m.episode_id).steps[key], value)
+    with pytest.raises(SchemaError, match="image_codec 'png'"):
+        import_lerobot(tmp_path / "lr", tmp_path / "png", image_codec="png", progress=False)
+
+
+def test_import_copies_video_packets_without_decoding(source, tmp_path):
+    """With the dataset's codec, the store holds the dataset's own packets: its frames decode to exactly what
+    the dataset's video decodes to (a re-encode would change them)."""
+    export_lerobot(source, tmp_path / "lr", codec="av1", frames_per_file=100, progress=False)
+    import_lerobot(tmp_path / "lr", tmp_path / "back", progress=False)
+    back = EpisodeStore.open(tmp_path / "back")
+    reader = VideoReader(SPEC.fps)
+    episodes = pq.read_table(tmp_path / "lr/meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    for ep in episodes:  # all in file 000, back to back
+        for cam in SPEC.cameras:
+            video = tmp_path / "lr" / f"videos/{cam.key}/chunk-000/file-000.mp4"
+            expected = reader.take(video, ep[f"videos/{cam.key}/from_timestamp"], ep["length"])
+            assert np.array_equal(np.asarray(back.arrays(ep["recap_episode_id"])[cam.key]), expected)
+            reader.close()
+
+
+def test_episodes_that_do_not_start_on_a_keyframe_are_re_encoded(tmp_path):
+    frames = smooth_frames(12, 16, 24, 0)
+    writer = VideoWriter(tmp_path / "v.mp4", 16, 24, 50, "h264", keyframe_interval=4)
+    writer.write(frames)
+    writer.close()
+    assert copy_episode_packets(tmp_path / "v.mp4", 5, 4, 50) is None  # frame 5 needs frame 4
+    copied = copy_episode_packets(tmp_path / "v.mp4", 4, 8, 50)
+    assert copied is not None and copied.shape == (8, 16, 24, 3) and copied.keyframe_interval == 4
+    reader = VideoReader(50)
+    decoded = VideoFrames(copied.data, copied.shape, 50, copied.keyframe_interval, "test")
+    assert np.array_equal(decoded[[7, 0, 3]], reader.take(tmp_path / "v.mp4", 4 / 50, 8)[[7, 0, 3]])

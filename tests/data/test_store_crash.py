@@ -1,5 +1,5 @@
-"""A writer killed with SIGKILL mid-write loses nothing committed and leaves nothing partial; concurrent
-writers all commit.
+"""A writer killed with SIGKILL mid-write (mid-encode for video stores) loses nothing committed and leaves
+nothing partial; concurrent writers all commit.
 
 Writers are forked child processes (real processes, killed for real), forked so they skip re-importing torch.
 Each child reports "<episode_id> <content_hash>" on a pipe after every commit; a line is written with one
@@ -13,9 +13,11 @@ import signal
 import time
 
 import numpy as np
+import pytest
 from data_episodes import SPEC, make_steps
 
 from recap.data.store import EpisodeStore
+from recap.data.video import VIDEO_CODECS, psnr
 
 _FORK = multiprocessing.get_context("fork")
 
@@ -64,15 +66,23 @@ def _check_intact(store: EpisodeStore, committed: dict[str, str]) -> None:
     for eid, digest in committed.items():
         assert eid in present, f"committed episode {eid} was lost"
         assert store.content_hash(eid) == digest
+    lossy = VIDEO_CODECS.get(store.image_codec or "", {}).get("min_psnr") is not None
     for m in present.values():
         ep = store.load(m.episode_id)
         for key, value in _episode(*map(int, m.policy_version.split(":"))).items():
-            assert np.array_equal(ep.steps[key].numpy(), value), (m.episode_id, key)
+            got = ep.steps[key].numpy()
+            if lossy and key.startswith("observation.images."):
+                # these 8x12 frames are too small for the codec's quality bounds (tested on sim frames elsewhere);
+                # 20 dB says they are this episode's frames (other episodes measure 6-18 dB)
+                assert got.shape == value.shape and psnr(value, got) >= 20, (m.episode_id, key)
+            else:
+                assert np.array_equal(got, value), (m.episode_id, key)
 
 
-def test_sigkill_at_random_points_loses_nothing_committed(tmp_path):
+@pytest.mark.parametrize("codec", [None, "lossless", "av1"])
+def test_sigkill_at_random_points_loses_nothing_committed(tmp_path, codec):
     root = tmp_path / "store"
-    EpisodeStore.create(root, SPEC)
+    EpisodeStore.create(root, SPEC, image_codec=codec)
     rng = random.Random(0)
     committed: dict[str, str] = {}
     partial = 0

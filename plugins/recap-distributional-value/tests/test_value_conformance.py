@@ -5,7 +5,12 @@ from __future__ import annotations
 import attrs
 import pytest
 import torch
-from recap_distributional_value import ConvMLPConfig, DistributionalValue, DistributionalValueConfig
+from recap_distributional_value import (
+    ConvMLPConfig,
+    ConvMLPValueNet,
+    DistributionalValue,
+    DistributionalValueConfig,
+)
 from tensordict import TensorDict
 from torch import nn
 
@@ -143,3 +148,23 @@ def test_wrong_logit_width_is_named():
     est = DistributionalValue(TINY, SPEC, network=SevenBins())
     with pytest.raises(SchemaError, match="num_bins"):
         est.predict(known_value_batch())
+
+
+def test_state_statistics_are_floored_and_old_checkpoints_load():
+    """The encoders normalise with recap.nn.Normalizer (std floored at min_std); checkpoints from before it, with
+    the statistics as ``state.mean`` / ``state.std``, load with the statistics they were trained with."""
+    batch = known_value_batch()
+    state = batch[keys.STATE].clone()
+    state[:, 5] = 0.3  # a dimension that never moved: std 0, floored
+    stats = NormStats.compute({keys.STATE: state})
+    config = attrs.evolve(TINY.network, min_std=0.02)
+    trained = ConvMLPValueNet(config, SPEC, 51, stats)
+    std = trained.state.norm.std
+    assert std[5].item() == pytest.approx(0.02)
+    torch.testing.assert_close(std[:2], stats[keys.STATE].std[:2].clamp_min(0.02))
+    old = {k.replace(".norm.", "."): v for k, v in trained.state_dict().items()}
+    assert "state.mean" in old and "state.std" in old
+    fresh = ConvMLPValueNet(config, SPEC, 51, None)
+    fresh.load_state_dict(old)
+    obs = batch.exclude(keys.MC_RETURN)
+    torch.testing.assert_close(fresh.eval()(obs), trained.eval()(obs))

@@ -73,3 +73,17 @@ def test_sharded_checkpoint_reads_like_one_file(tmp_path, state):
     )
     assert bf16.trunk.decoder.embed.weight.dtype == torch.bfloat16
     assert torch.equal(bf16.trunk.vision.blocks[0].q.weight, whole.trunk.vision.blocks[0].q.weight.bfloat16())
+
+
+def test_unexpected_tensor_is_named(tmp_path):
+    """An expert layer the backbone does not have (the expert has one layer per backbone layer)."""
+    from test_pi06_import_pi05 import TINY_PI05, openpi_pi05_state
+
+    state = openpi_pi05_state()
+    state["paligemma_with_expert.gemma_expert.model.layers.7.mlp.up_proj.weight"] = torch.zeros(32, 16)
+    (tmp_path / "bad").mkdir()
+    safetensors.torch.save_file(state, str(tmp_path / "bad" / "model.safetensors"))
+    with pytest.raises(
+        ConfigError, match=r"unexpected paligemma_with_expert\.gemma_expert\.model\.layers\.7\."
+    ):
+        import_policy(str(tmp_path / "bad"), TINY_PI05, one_camera_spec(), None)

@@ -110,3 +110,35 @@ def test_adapter_checkpoints_round_trip_and_merge_from_the_command_line(imported
         assert (a - b).abs().max() <= 1e-4
     finally:
         set_registry(None)
+
+
+def test_lora_fine_tune_in_bf16_mixed_precision_through_the_trainer(imported, tmp_path):
+    """The same through ``recap.train.train`` with ``precision = "bf16-mixed"`` (bf16 compute on the CPU)."""
+    from tensordict import TensorDict
+
+    from recap.train.trainer import TrainerConfig, train
+
+    policy, _, spec = imported
+    torch.manual_seed(0)
+    batch = make_batch(spec, batch_size=4, chunk_size=CHUNK)
+    draws = draw_flow(policy, 4, generator=torch.Generator().manual_seed(2))
+    add_lora(policy, rank=4, alpha=8.0)
+
+    def loss_fn(b: TensorDict) -> TensorDict:
+        return TensorDict({"loss_flow_fast": _loss(policy, b, draws)}, batch_size=[])
+
+    before = _loss(policy, batch, draws).item()
+    config = TrainerConfig(
+        steps=25,
+        lr=1e-2,
+        warmup_steps=0,
+        weight_decay=0.0,
+        progress=False,
+        checkpoint_every=None,
+        precision="bf16-mixed",
+        device="cpu",
+    )
+    train(policy, loss_fn, lambda step, rank, world: batch, config, tmp_path / "run")
+    with torch.no_grad():
+        after = _loss(policy, batch, draws).item()
+    assert after < 0.7 * before, (before, after)

@@ -43,6 +43,7 @@ def test_imported_pi05_runs_the_smoke_loop(tmp_path, reg):
     (tmp_path / "pi05").mkdir()
     safetensors.torch.save_file(state, str(tmp_path / "pi05" / "model.safetensors"))
     policy, config, _ = import_policy(str(tmp_path / "pi05"), TINY_PI05, spec, None)
+    assert policy.needs_fitting  # weights, but no FAST merges
     save_policy(tmp_path / "imported", policy, config, spec, None, DeploymentSettings())
 
     cfg = tiny_loop(
@@ -64,3 +65,6 @@ def test_imported_pi05_runs_the_smoke_loop(tmp_path, reg):
     assert 0 < moved < 0.1, (
         "pre-training fine-tuned the imported weights (a few small steps), not a fresh model"
     )
+    assert not pretrained.needs_fitting  # its first fine-tune fitted FAST on the demonstrations
+    finetuned, _ = load_policy(result.summaries["policy-1"]["checkpoint"], reg)
+    assert finetuned.fast.tok.to_str() == pretrained.fast.tok.to_str()  # and later ones keep it

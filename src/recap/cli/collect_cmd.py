@@ -72,12 +72,15 @@ class CollectSettings(RolloutSettings):
             stay below the evaluation seeds, so ``recap evaluate`` never scores an episode trained on.
         policy_version: recorded with each episode (default: the checkpoint directory's name).
         robot_id: recorded with each episode.
+        image_codec: camera frames of a new store: none (raw), zlib, av1, h264 or lossless (docs/data.md);
+            an existing store keeps its own.
     """
 
     store: Path
     seed: int = 0
     policy_version: str | None = None
     robot_id: str = ""
+    image_codec: str = "none"
 
 
 def registered_default(kind: str, name: str) -> PluginConfig | None:
@@ -129,7 +132,7 @@ def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple
     return robot, actor, deployment, teleop, version
 
 
-def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:
+def open_or_create_store(path: Path, spec: Any, image_codec: str | None = None) -> EpisodeStore:
     if path.exists() and any(path.iterdir()):
         store = EpisodeStore.open(path)
         if store.spec != spec:
@@ -138,7 +141,7 @@ def open_or_create_store(path: Path, spec: Any) -> EpisodeStore:
                 "store directory or configure the backend like the store (cameras, image size, privileged state)"
             )
         return store
-    return EpisodeStore.create(path, spec)
+    return EpisodeStore.create(path, spec, image_codec=image_codec)
 
 
 def collect(args: Sequence[str]) -> int:
@@ -149,7 +152,8 @@ def collect(args: Sequence[str]) -> int:
     check_training_seeds(settings.seed, settings.episodes)
     robot, actor, deployment, teleop, version = build_rollout_parts(settings, evaluation=False)
     with robot:
-        store = open_or_create_store(settings.store, robot.spec)
+        codec = None if settings.image_codec == "none" else settings.image_codec
+        store = open_or_create_store(settings.store, robot.spec, codec)
         metas, report = collect_episodes(
             robot,
             actor,

@@ -1,4 +1,4 @@
-"""``recap data info|label-success|import-lerobot|export-lerobot``: look after an episode store."""
+"""``recap data info|label-success|transcode|import-lerobot|export-lerobot``: look after an episode store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from recap.errors import LabelError
 
 _Store = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="STORE")]
 _Path = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="PATH")]
+_Out = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="OUT")]
+ImageCodec = Literal["none", "zlib", "av1", "h264", "lossless"]
+
+
+def _codec(name: str) -> str | None:
+    return None if name == "none" else name
 
 
 def info(
@@ -127,10 +133,50 @@ def label_success(
     return 0
 
 
+def transcode_cmd(
+    store: _Store,
+    out: _Out,
+    image_codec: ImageCodec,
+    keyframe_interval: int = 2,
+    progress: bool = True,
+) -> int:
+    """Copy STORE into a new store OUT with another image codec, labels and metadata included, checking every
+    frame of the copy against the source (equal, or within the lossy codec's PSNR tolerance).
+
+    Args:
+        store: the source store.
+        out: a new (or empty) directory for the copy.
+        image_codec: none (raw, fastest training reads), zlib (lossless), av1 / h264 (lossy video, ~200x smaller
+            than raw), lossless (bit-exact video).
+        keyframe_interval: frames between keyframes of the video codecs (short = fast random access).
+        progress: show a progress bar.
+    """
+    from recap.data.transcode import transcode
+
+    report = transcode(
+        EpisodeStore.open(store),
+        out,
+        image_codec=_codec(image_codec),
+        keyframe_interval=keyframe_interval,
+        progress=progress,
+    )
+    ratio = report.source_bytes / max(report.output_bytes, 1)
+    print(
+        f"copied {report.episodes} episodes ({report.steps} steps) and {len(report.label_sets)} label sets "
+        f"to {out} ({image_codec}): {report.source_bytes / 2**20:.1f} MiB -> {report.output_bytes / 2**20:.1f} "
+        f"MiB ({ratio:.1f}x smaller)"
+    )
+    print(
+        f"verified frame by frame: worst camera {report.worst_psnr:.1f} dB, worst frame "
+        f"{report.worst_frame_psnr:.1f} dB (inf = equal)"
+    )
+    return 0
+
+
 def import_lerobot_cmd(
     path: _Path,
     store: _Store,
-    image_codec: Literal["none", "zlib"] = "none",
+    image_codec: Literal["same", "none", "zlib", "av1", "h264", "lossless"] = "same",
     progress: bool = True,
 ) -> int:
     """Import a LeRobot v3 dataset directory into STORE (created with the dataset's spec if missing).
@@ -138,14 +184,14 @@ def import_lerobot_cmd(
     Args:
         path: the LeRobot dataset root (holding meta/info.json).
         store: the episode store directory.
-        image_codec: frame storage for a new store: raw (none, fastest reads) or zlib (smaller).
+        image_codec: frame storage for a new store: same (video stays video, in the dataset's codec), none (raw,
+            fastest reads), zlib, av1, h264 or lossless.
         progress: show a progress bar.
     """
-    from recap.data.lerobot_import import import_lerobot
+    from recap.data.lerobot_import import SAME_CODEC, import_lerobot
 
-    added = import_lerobot(
-        path, store, image_codec=None if image_codec == "none" else image_codec, progress=progress
-    )
+    codec = SAME_CODEC if image_codec == "same" else _codec(image_codec)
+    added = import_lerobot(path, store, image_codec=codec, progress=progress)
     print(f"imported {len(added)} episodes ({sum(m.length for m in added)} steps) into {store}")
     return 0
 

@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config dump": ("recap.cli.config_cmd:dump", "write a preset to a .toml/.json file to edit and reuse"),
     "data info": ("recap.cli.data_cmd:info", "episode store: counts by task/source/success, hours, disk use"),
     "data label-success": ("recap.cli.data_cmd:label_success", "label an episode success/failure (or clear)"),
+    "data transcode": (
+        "recap.cli.data_cmd:transcode_cmd",
+        "copy a store to another image codec (raw, zlib, av1, h264, lossless), verified frame by frame",
+    ),
     "data import-lerobot": (
         "recap.cli.data_cmd:import_lerobot_cmd",
         "import a LeRobot v3 dataset into a store",

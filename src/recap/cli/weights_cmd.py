@@ -33,20 +33,25 @@ def import_weights(
     tokenizer: str = "",
     dtype: Literal["float32", "bfloat16", "float16"] = "float32",
     progress: bool = True,
+    vision: Path | None = None,
 ) -> int:
-    """Import a pi0 / pi0.5 (openpi, LeRobot), PaliGemma or SigLIP checkpoint into a recap policy checkpoint.
+    """Import a pi0 / pi0.5 (openpi, LeRobot), PaliGemma, Gemma 3 or SigLIP checkpoint into a recap policy (or,
+    with ``--importer pi06-value``, value-estimator) checkpoint.
 
     Args:
         source: the checkpoint directory (``model.safetensors`` or a sharded ``model.safetensors.index.json``).
         out: the recap checkpoint directory to write (``recap train-policy --init-from OUT`` fine-tunes it).
         importer: the registered importer (``recap plugins`` lists kind ``weights_importer``).
-        preset: the importer's architecture preset (pi06: ``pi0`` or ``pi05``; default: the importer's).
+        preset: the importer's architecture preset (pi06: ``pi0``, ``pi05``, or ``pi06`` / ``pi06-896`` for a
+            Gemma 3 VLM; pi06-value: a value preset; default: the importer's).
         store: a recap episode store: its robot spec (cameras, dimensions) and statistics build the policy.
             Without one the ALOHA spec at 224x224 is used.
         norm_stats: the checkpoint's statistics (openpi ``norm_stats.json``); default: looked for beside it.
         tokenizer: the checkpoint's ``tokenizer.json`` or SentencePiece ``.model``; default: beside it.
         dtype: the imported model's dtype (tensors are converted as they are read).
         progress: show a progress bar over the tensors.
+        vision: a SigLIP tower checkpoint (``SiglipVisionModel``) to read with a text-only SOURCE (the value
+            model: ``--importer pi06-value`` from Gemma 3 270M and SigLIP So400m).
     """
     spec, stats = _spec_and_stats(store)
     registry = get_registry()
@@ -62,6 +67,7 @@ def import_weights(
         norm_stats=norm_stats,
         dtype=dtype,
         tokenizer=tokenizer,
+        vision=vision,
     )
 
     def bar(items: Iterable[T], total: int, label: str) -> Iterator[T]:

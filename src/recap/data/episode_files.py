@@ -1,5 +1,6 @@
 """Files of one episode directory: ``data.bin`` holding every array back to back (64-byte aligned, read as
-numpy memory maps), optionally with zlib-compressed camera frames, and ``meta.json`` describing each array
+numpy memory maps), camera frames raw, zlib-compressed per frame or as one in-memory MP4 per camera
+(``recap.data.video``), and ``meta.json`` describing each array
 (offset, shape, dtype, sha256) plus a content hash over the episode's fields and all arrays.
 
 Write order inside a private temporary directory: ``data.bin``, fsynced; ``meta.json``, fsynced; the
@@ -22,12 +23,13 @@ import numpy as np
 
 from recap.data import keys
 from recap.data.spec import RobotSpec
+from recap.data.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_CODECS, EncodedVideo, VideoFrames, encode_video
 from recap.errors import StoreError
 
 META_FILE = "meta.json"
 DATA_FILE = "data.bin"
 FORMAT_VERSION = 1
-IMAGE_CODECS: tuple[str | None, ...] = (None, "zlib")
+IMAGE_CODECS: tuple[str | None, ...] = (None, "zlib", *VIDEO_CODECS)
 ZLIB_LEVEL = 1  # level 1 keeps writes fast; higher levels buy a few % at several times the CPU
 _ALIGN = 64
 
@@ -112,21 +114,34 @@ def content_hash(arrays: Mapping[str, Mapping[str, Any]], fields: Mapping[str, A
 
 def write_episode_dir(
     directory: Path,
-    arrays: Mapping[str, np.ndarray],
+    arrays: Mapping[str, np.ndarray | EncodedVideo],
     fields: Mapping[str, Any],
     *,
     image_codec: str | None,
     subtask_vocab: list[str],
+    keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
 ) -> dict[str, Any]:
-    """Write ``arrays`` and ``meta.json`` into the (new, empty) ``directory``; return the meta dict."""
+    """Write ``arrays`` and ``meta.json`` into the (new, empty) ``directory``; return the meta dict.
+
+    Video codecs encode each camera here, before anything is committed, so a writer killed mid-encode
+    leaves only its temporary directory."""
     described: dict[str, dict[str, Any]] = {}
     with open(directory / DATA_FILE, "wb") as f:
         packer = _Packer(f)
         for key, arr in arrays.items():
+            if isinstance(arr, EncodedVideo):  # already encoded elsewhere: stored as it is
+                described[key] = {"shape": list(arr.shape), "dtype": np.dtype(np.uint8).str}
+                described[key].update(
+                    packer.put(arr.data), codec=image_codec, keyframe_interval=arr.keyframe_interval
+                )
+                continue
             info: dict[str, Any] = {"shape": list(arr.shape), "dtype": np.dtype(arr.dtype).str}
             if key.startswith(keys.IMAGE_PREFIX) and image_codec == "zlib":
                 blob, offsets = _compress_frames(arr)
                 info.update(packer.put(blob), codec="zlib", index=packer.put(_array_bytes(offsets)))
+            elif key.startswith(keys.IMAGE_PREFIX) and image_codec in VIDEO_CODECS:
+                video = encode_video(arr, fields["fps"], image_codec, keyframe_interval)
+                info.update(packer.put(video), codec=image_codec, keyframe_interval=keyframe_interval)
             else:
                 info.update(packer.put(_array_bytes(arr)))
             described[key] = info
@@ -215,7 +230,10 @@ def _region(mm: np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
     return mm[info["offset"] : info["offset"] + info["bytes"]]
 
 
-def open_arrays(directory: Path, meta: Mapping[str, Any]) -> dict[str, np.ndarray | ZlibFrames]:
+Frames = np.ndarray | ZlibFrames | VideoFrames
+
+
+def open_arrays(directory: Path, meta: Mapping[str, Any]) -> dict[str, Frames]:
     """Memory-map every array of an episode (read-only), checking the data file against ``meta``."""
     check_size(directory, meta)
     path = directory / DATA_FILE
@@ -224,7 +242,7 @@ def open_arrays(directory: Path, meta: Mapping[str, Any]) -> dict[str, np.ndarra
         mm = np.memmap(path, dtype=np.uint8, mode="r")
     except (ValueError, OSError) as exc:
         raise StoreError(f"{where} cannot be memory-mapped ({exc})") from exc
-    out: dict[str, np.ndarray | ZlibFrames] = {}
+    out: dict[str, Frames] = {}
     for key, info in meta["arrays"].items():
         try:
             if info.get("codec") == "zlib":
@@ -233,6 +251,14 @@ def open_arrays(directory: Path, meta: Mapping[str, Any]) -> dict[str, np.ndarra
                     raise ValueError("the frame index does not match the frame data")
                 out[key] = ZlibFrames(
                     _region(mm, info), offsets, tuple(info["shape"]), f"{where} (array {key})"
+                )
+            elif info.get("codec") in VIDEO_CODECS:
+                out[key] = VideoFrames(
+                    _region(mm, info),
+                    tuple(info["shape"]),
+                    meta["fps"],
+                    info["keyframe_interval"],
+                    f"{where} (array {key})",
                 )
             else:
                 out[key] = _region(mm, info).view(np.dtype(info["dtype"])).reshape(info["shape"])

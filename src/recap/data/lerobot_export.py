@@ -10,7 +10,7 @@ episode columns.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +109,30 @@ def export_lerobot(
     eps = list(store.episodes() if episodes is None else episodes)
     if not eps:
         raise StoreError(f"store {store.root} has no episodes to export")
+    export = _Export(store, root, codec, eps)
+    try:
+        for ep_index, m in enumerate(tqdm(eps, desc="export episodes", unit="ep", disable=not progress)):
+            export.add_episode(ep_index, m, frames_per_file)
+    finally:
+        export.files.close()
+    export.write_meta()
     spec = store.spec
-    vec_keys = [k for k in _VECTOR_KEYS if k != keys.ENV_STATE or spec.env_state_dim]
-    tasks: dict[str, int] = {}
-    subtasks: dict[str, int] = {}
-    has_subtasks = any(store.subtask_vocab(m.episode_id) for m in eps)
+    info = _info(
+        spec,
+        settings,
+        export.vec_keys,
+        export.has_subtasks,
+        len(eps),
+        export.total,
+        len(export.tasks),
+        robot_type,
+    )
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    return info
+
+
+def _frame_schema(spec: Any, vec_keys: list[str], has_subtasks: bool) -> pa.Schema:
+    """The columns of the per-frame data files."""
     fields = [pa.field(k, pa.list_(pa.float32(), _dim(spec, k))) for k in vec_keys]
     fields += [
         pa.field("timestamp", pa.float32()),
@@ -127,117 +146,152 @@ def export_lerobot(
     ]
     if has_subtasks:
         fields.append(pa.field(fmt.SUBTASK_INDEX, pa.int64()))
-    files = _Files(root, spec.cameras, spec.fps, codec, pa.schema(fields))
-    rows: list[dict[str, Any]] = []
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in vec_keys}
-    image_samples: dict[str, list[np.ndarray]] = {cam.key: [] for cam in spec.cameras}
-    total = 0
-    try:
-        for ep_index, m in enumerate(tqdm(eps, desc="export episodes", unit="ep", disable=not progress)):
-            if files.data is None:
-                files.open()
-            elif files.frames + m.length > frames_per_file and files.frames > 0:
-                files.roll()
-                files.open()
-            arrays = store.arrays(m.episode_id)
-            n = m.length
-            task_index = tasks.setdefault(m.task, len(tasks))
-            last = np.zeros(n, dtype=bool)
-            last[-1] = True
-            data: dict[str, Any] = {k: _vector_column(np.asarray(arrays[k])) for k in vec_keys}
-            data.update(
-                {
-                    "timestamp": pa.array(np.arange(n, dtype=np.float32) / spec.fps),
-                    "frame_index": pa.array(np.arange(n, dtype=np.int64)),
-                    "episode_index": pa.array(np.full(n, ep_index, dtype=np.int64)),
-                    "index": pa.array(np.arange(total, total + n, dtype=np.int64)),
-                    "task_index": pa.array(np.full(n, task_index, dtype=np.int64)),
-                    fmt.DONE_COLUMN: pa.array(last),
-                    fmt.SUCCESS_COLUMN: pa.array(last & bool(m.success)),
-                    fmt.INTERVENTION_COLUMN: pa.array(np.asarray(arrays[keys.IS_INTERVENTION])),
-                }
-            )
-            if has_subtasks:
-                vocab = store.subtask_vocab(m.episode_id)
-                local = np.array(
-                    [subtasks.setdefault(s, len(subtasks)) for s in vocab] or [0], dtype=np.int64
-                )
-                idx = np.asarray(arrays["subtask_index"]) if "subtask_index" in arrays else None
-                sub = local[idx] if idx is not None else np.full(n, subtasks.setdefault("", len(subtasks)))
-                data[fmt.SUBTASK_INDEX] = pa.array(sub.astype(np.int64))
-            files.data.write_table(pa.table(data, schema=files.schema))
-            from_ts = files.frames / spec.fps
-            row: dict[str, Any] = {
-                "episode_index": ep_index,
-                "tasks": [m.task],
-                "length": n,
-                "data/chunk_index": fmt.chunk_file(files.index)["chunk_index"],
-                "data/file_index": fmt.chunk_file(files.index)["file_index"],
-                "dataset_from_index": total,
-                "dataset_to_index": total + n,
+    return pa.schema(fields)
+
+
+class _Export:
+    """One export in progress: the open files plus what the meta files need (tasks, episode rows, statistics)."""
+
+    def __init__(self, store: EpisodeStore, root: Path, codec: str, eps: list[EpisodeMeta]) -> None:
+        spec = self.spec = store.spec
+        self.store, self.root = store, root
+        self.vec_keys = [k for k in _VECTOR_KEYS if k != keys.ENV_STATE or spec.env_state_dim]
+        self.has_subtasks = any(store.subtask_vocab(m.episode_id) for m in eps)
+        self.files = _Files(
+            root, spec.cameras, spec.fps, codec, _frame_schema(spec, self.vec_keys, self.has_subtasks)
+        )
+        self.tasks: dict[str, int] = {}
+        self.subtasks: dict[str, int] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.columns: dict[str, list[np.ndarray]] = {k: [] for k in self.vec_keys}
+        self.image_samples: dict[str, list[np.ndarray]] = {cam.key: [] for cam in spec.cameras}
+        self.total = 0
+
+    def add_episode(self, ep_index: int, m: EpisodeMeta, frames_per_file: int) -> None:
+        files = self.files
+        if files.data is None:
+            files.open()
+        elif files.frames + m.length > frames_per_file and files.frames > 0:
+            files.roll()
+            files.open()
+        arrays = self.store.arrays(m.episode_id)
+        assert files.data is not None
+        files.data.write_table(pa.table(self._frame_columns(ep_index, m, arrays), schema=files.schema))
+        row = self._episode_row(ep_index, m)
+        row.update(self._write_videos(arrays, m.length))
+        for k in self.vec_keys:
+            values = np.asarray(arrays[k])
+            self.columns[k].append(values)
+            row.update({f"stats/{k}/{s}": v for s, v in _stats(values).items()})
+        self.rows.append(row)
+        files.frames += m.length
+        self.total += m.length
+
+    def _frame_columns(self, ep_index: int, m: EpisodeMeta, arrays: Mapping[str, Any]) -> dict[str, Any]:
+        n = m.length
+        last = np.zeros(n, dtype=bool)
+        last[-1] = True
+        data: dict[str, Any] = {k: _vector_column(np.asarray(arrays[k])) for k in self.vec_keys}
+        data.update(
+            {
+                "timestamp": pa.array(np.arange(n, dtype=np.float32) / self.spec.fps),
+                "frame_index": pa.array(np.arange(n, dtype=np.int64)),
+                "episode_index": pa.array(np.full(n, ep_index, dtype=np.int64)),
+                "index": pa.array(np.arange(self.total, self.total + n, dtype=np.int64)),
+                "task_index": pa.array(
+                    np.full(n, self.tasks.setdefault(m.task, len(self.tasks)), dtype=np.int64)
+                ),
+                fmt.DONE_COLUMN: pa.array(last),
+                fmt.SUCCESS_COLUMN: pa.array(last & bool(m.success)),
+                fmt.INTERVENTION_COLUMN: pa.array(np.asarray(arrays[keys.IS_INTERVENTION])),
             }
-            for cam in spec.cameras:
-                frames = arrays[cam.key]
-                for start in range(0, n, 256):  # bounded memory for zlib-compressed frames
-                    files.videos[cam.key].write(np.asarray(frames[start : start + 256]))
-                row.update(
-                    {
-                        f"videos/{cam.key}/chunk_index": fmt.chunk_file(files.index)["chunk_index"],
-                        f"videos/{cam.key}/file_index": fmt.chunk_file(files.index)["file_index"],
-                        f"videos/{cam.key}/from_timestamp": from_ts,
-                        f"videos/{cam.key}/to_timestamp": from_ts + n / spec.fps,
-                    }
+        )
+        if self.has_subtasks:
+            data[fmt.SUBTASK_INDEX] = pa.array(self._subtask_column(m, arrays))
+        return data
+
+    def _subtask_column(self, m: EpisodeMeta, arrays: Mapping[str, Any]) -> np.ndarray:
+        """The episode's sub-task ids in the dataset-wide sub-task table ("" for episodes without sub-tasks)."""
+        subtasks = self.subtasks
+        if "subtask_index" not in arrays:
+            return np.full(m.length, subtasks.setdefault("", len(subtasks)), dtype=np.int64)
+        local = [subtasks.setdefault(s, len(subtasks)) for s in self.store.subtask_vocab(m.episode_id)]
+        return np.array(local, dtype=np.int64)[np.asarray(arrays["subtask_index"])]
+
+    def _episode_row(self, ep_index: int, m: EpisodeMeta) -> dict[str, Any]:
+        where = fmt.chunk_file(self.files.index)
+        return {
+            "episode_index": ep_index,
+            "tasks": [m.task],
+            "length": m.length,
+            "data/chunk_index": where["chunk_index"],
+            "data/file_index": where["file_index"],
+            "dataset_from_index": self.total,
+            "dataset_to_index": self.total + m.length,
+            "meta/episodes/chunk_index": 0,
+            "meta/episodes/file_index": 0,
+            "success": m.success,
+            "source": m.source,
+            "policy_version": m.policy_version,
+            "robot_id": m.robot_id,
+            "recap_episode_id": m.episode_id,
+            "recap_created": m.created,
+            "recap_iteration": m.iteration,
+            "recap_stage": m.stage,
+            "recap_seed": m.seed,
+        }
+
+    def _write_videos(self, arrays: Mapping[str, Any], n: int) -> dict[str, Any]:
+        """Append the episode's frames to every camera's video; returns the episode row's video columns."""
+        where = fmt.chunk_file(self.files.index)
+        from_ts = self.files.frames / self.spec.fps
+        row: dict[str, Any] = {}
+        for cam in self.spec.cameras:
+            frames = arrays[cam.key]
+            for start in range(0, n, 256):  # bounded memory for compressed frames
+                # a keyframe at each episode start lets importers copy the episode's packets as they are
+                self.files.videos[cam.key].write(
+                    np.asarray(frames[start : start + 256]), keyframe_first=start == 0
                 )
-                image_samples[cam.key].append(np.asarray(frames[:: max(1, n // 10)]))
-            row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
-            for k in vec_keys:
-                values = np.asarray(arrays[k])
-                columns[k].append(values)
-                row.update({f"stats/{k}/{s}": v for s, v in _stats(values).items()})
             row.update(
                 {
-                    "success": m.success,
-                    "source": m.source,
-                    "policy_version": m.policy_version,
-                    "robot_id": m.robot_id,
-                    "recap_episode_id": m.episode_id,
-                    "recap_created": m.created,
-                    "recap_iteration": m.iteration,
-                    "recap_stage": m.stage,
-                    "recap_seed": m.seed,
+                    f"videos/{cam.key}/chunk_index": where["chunk_index"],
+                    f"videos/{cam.key}/file_index": where["file_index"],
+                    f"videos/{cam.key}/from_timestamp": from_ts,
+                    f"videos/{cam.key}/to_timestamp": from_ts + n / self.spec.fps,
                 }
             )
-            rows.append(row)
-            files.frames += n
-            total += n
-    finally:
-        files.close()
-    episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
-    episodes_path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows)
-    # Columns that may be all-null need their type stated, or pyarrow infers ``null`` and readers lose it.
-    for column, kind in (
-        ("success", pa.bool_()),
-        ("recap_iteration", pa.int64()),
-        ("recap_stage", pa.string()),
-        ("recap_seed", pa.int64()),
-    ):
-        table = table.set_column(
-            table.schema.get_field_index(column), column, pa.array([r[column] for r in rows], kind)
-        )
-    pq.write_table(table, episodes_path)
-    pq.write_table(fmt.string_index_table("task", "task_index", list(tasks)), root / "meta" / "tasks.parquet")
-    if has_subtasks:
+            self.image_samples[cam.key].append(np.asarray(frames[:: max(1, n // 10)]))
+        return row
+
+    def write_meta(self) -> None:
+        """meta/episodes, tasks, subtasks and stats (info.json is written by the caller)."""
+        root, rows = self.root, self.rows
+        episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
+        episodes_path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist(rows)
+        # Columns that may be all-null need their type stated, or pyarrow infers ``null`` and readers lose it.
+        for column, kind in (
+            ("success", pa.bool_()),
+            ("recap_iteration", pa.int64()),
+            ("recap_stage", pa.string()),
+            ("recap_seed", pa.int64()),
+        ):
+            table = table.set_column(
+                table.schema.get_field_index(column), column, pa.array([r[column] for r in rows], kind)
+            )
+        pq.write_table(table, episodes_path)
         pq.write_table(
-            fmt.string_index_table("subtask", fmt.SUBTASK_INDEX, list(subtasks)),
-            root / "meta" / "subtasks.parquet",
+            fmt.string_index_table("task", "task_index", list(self.tasks)), root / "meta" / "tasks.parquet"
         )
-    stats = {k: _stats(np.concatenate(v)) for k, v in columns.items()}
-    stats.update({k: _image_stats(np.concatenate(v)) for k, v in image_samples.items()})
-    (root / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
-    info = _info(spec, settings, vec_keys, has_subtasks, len(eps), total, len(tasks), robot_type)
-    (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
-    return info
+        if self.has_subtasks:
+            pq.write_table(
+                fmt.string_index_table("subtask", fmt.SUBTASK_INDEX, list(self.subtasks)),
+                root / "meta" / "subtasks.parquet",
+            )
+        stats = {k: _stats(np.concatenate(v)) for k, v in self.columns.items()}
+        stats.update({k: _image_stats(np.concatenate(v)) for k, v in self.image_samples.items()})
+        (root / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
 
 
 def _dim(spec: Any, key: str) -> int:

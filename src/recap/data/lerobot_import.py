@@ -1,5 +1,9 @@
 """Import a LeRobot v3.0 dataset directory into an ``EpisodeStore`` (the inverse of lerobot_export.py).
 
+A new store keeps video as video: by default (``image_codec=SAME_CODEC``) it stores frames in the dataset's
+codec (``av1`` or ``h264``; ``lossless`` for RGB video), re-encoding each episode separately so any frame
+decodes on its own; ``image_codec=None`` stores raw frames for the fastest training reads.
+
 Success comes from the episode column ``success`` when present, else True when any frame has
 ``next.success``, else unlabelled (a missing success frame is not taken as a failure). Source defaults to
 "demonstration". Episodes exported by recap keep their ids; importing them again skips those already in the
@@ -23,8 +27,24 @@ from recap.data import lerobot_format as fmt
 from recap.data.schema import SOURCES, EpisodeMeta
 from recap.data.spec import CameraSpec, RobotSpec
 from recap.data.store import STORE_FILE, EpisodeStore
-from recap.data.video import VideoReader
+from recap.data.video import VIDEO_CODECS, VideoReader, copy_episode_packets
 from recap.errors import SchemaError, StoreError
+
+#: ``import_lerobot(image_codec=SAME_CODEC)``: store frames in the dataset's own video codec
+SAME_CODEC = "same"
+
+
+def dataset_image_codec(info: dict[str, Any]) -> str:
+    """The store codec closest to a dataset's videos: its lossy codec (av1, h264), lossless for RGB video or odd
+    frame sizes, av1 otherwise."""
+    videos = [ft for ft in info.get("features", {}).values() if ft.get("dtype") == "video"]
+    details = [ft.get("info") or {} for ft in videos]
+    if any(d.get("video.pix_fmt") == "rgb24" for d in details) or any(
+        n % 2 for ft in videos for n in ft["shape"][:2]
+    ):
+        return "lossless"
+    names = {d.get("video.codec") for d in details}
+    return names.pop() if len(names) == 1 and names <= {"av1", "h264"} else "av1"
 
 
 def _names(ft: dict[str, Any]) -> tuple[str, ...]:
@@ -97,10 +117,10 @@ class _DataFiles:
 
 
 def import_lerobot(
-    path: str | Path, store_path: str | Path, *, image_codec: str | None = None, progress: bool = True
+    path: str | Path, store_path: str | Path, *, image_codec: str | None = SAME_CODEC, progress: bool = True
 ) -> list[EpisodeMeta]:
     """Add every episode of the LeRobot v3 dataset at ``path`` to the store at ``store_path`` (created with the
-    dataset's spec when it does not exist); returns the metadata of the episodes added."""
+    dataset's spec and ``image_codec`` when it does not exist); returns the metadata of the episodes added."""
     root = Path(path)
     try:
         info = json.loads((root / "meta" / "info.json").read_text())
@@ -122,6 +142,12 @@ def import_lerobot(
         ):
             raise SchemaError(f"dataset {root} has spec {spec}, the store {store_root} has {store.spec}")
     else:
+        if image_codec == SAME_CODEC:
+            image_codec = dataset_image_codec(info)
+        elif image_codec not in (None, "zlib", *VIDEO_CODECS):
+            raise SchemaError(
+                f"image_codec {image_codec!r}: use {SAME_CODEC!r}, None, 'zlib' or {list(VIDEO_CODECS)}"
+            )
         store = EpisodeStore.create(store_root, spec, image_codec=image_codec)
     tasks = fmt.read_string_index(pq.read_table(root / "meta" / "tasks.parquet"), "task", "task_index")
     sub_path = root / "meta" / "subtasks.parquet"
@@ -136,6 +162,8 @@ def import_lerobot(
     episodes = pa.concat_tables([pq.read_table(p) for p in episode_files], promote_options="default")
     episodes = episodes.sort_by("episode_index").to_pylist()
     known = {m.episode_id for m in store.episodes()}
+    # same codec: copy each episode's packets when they stand alone (no decode, no generation loss)
+    copy_packets = store.image_codec == dataset_image_codec(info)
     data = _DataFiles(root, info.get("data_path", fmt.DATA_PATH))
     readers = {cam.name: VideoReader(spec.fps) for cam in spec.cameras}
     added = []
@@ -143,7 +171,9 @@ def import_lerobot(
         for ep in tqdm(episodes, desc="import episodes", unit="ep", disable=not progress):
             if ep.get("recap_episode_id") in known:
                 continue
-            added.append(_import_episode(root, info, spec, store, ep, data, readers, tasks, subtasks))
+            added.append(
+                _import_episode(root, info, spec, store, ep, data, readers, tasks, subtasks, copy_packets)
+            )
     finally:
         for reader in readers.values():
             reader.close()
@@ -160,6 +190,7 @@ def _import_episode(
     readers: dict[str, VideoReader],
     tasks: dict[int, str],
     subtasks: dict[int, str],
+    copy_packets: bool,
 ) -> EpisodeMeta:
     rows = data.rows(ep["data/chunk_index"], ep["data/file_index"], ep["episode_index"])
     n = rows.num_rows
@@ -181,7 +212,9 @@ def _import_episode(
             chunk_index=ep[f"videos/{cam.key}/chunk_index"],
             file_index=ep[f"videos/{cam.key}/file_index"],
         )
-        steps[cam.key] = readers[cam.name].take(video, float(ep[f"videos/{cam.key}/from_timestamp"]), n)
+        from_ts = float(ep[f"videos/{cam.key}/from_timestamp"])
+        copied = copy_episode_packets(video, round(from_ts * spec.fps), n, spec.fps) if copy_packets else None
+        steps[cam.key] = copied if copied is not None else readers[cam.name].take(video, from_ts, n)
     task_index = rows["task_index"][0].as_py()
     task = tasks.get(task_index) or (ep.get("tasks") or [""])[0]
     success = ep.get("success")

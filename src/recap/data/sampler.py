@@ -7,8 +7,10 @@ those rows' frames.
 
 Low-dimensional data of the whole view (state, actions, flags, labels) is gathered into RAM once at
 construction (bytes per step: 4 * (S + A + E) + a few), so a batch's action chunks are one vectorised
-gather; frames are read from the episodes' memory maps. Chunk steps past the episode end repeat the last
-action and are flagged in ``action_is_pad``.
+gather; frames are read from the episodes' memory maps, or decoded from their videos (only the frames a batch
+needs, by frame index; each process keeps its own decoders for the most recently read episodes, so DataLoader
+workers from ``batch_loader`` open their own). Chunk steps past the episode end repeat the last action and are
+flagged in ``action_is_pad``.
 
 torchrl's ``SliceSampler`` draws contiguous slices inside trajectories from a replay-buffer storage; it would
 need every frame copied into that storage and draws from torch's global RNG, so windows here are indexed
@@ -17,17 +19,22 @@ directly (the benchmark compares against plain numpy memmap reads).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from tensordict import NonTensorData, NonTensorStack, TensorDict
+from torch.utils.data import DataLoader, Dataset
 
 from recap.data import keys
 from recap.data.schema import EpisodeMeta
 from recap.data.store import EpisodeStore
 from recap.errors import ConfigError, LabelError
+
+#: episodes whose frame readers (memory maps, open video decoders) a process keeps; older ones are closed
+OPEN_EPISODES = 32
 
 
 def text(batch: TensorDict, key: str) -> list[str]:
@@ -89,7 +96,7 @@ class WindowSampler:
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         self.lengths = lengths
         self.total_steps = int(lengths.sum())
-        self._frames: dict[int, dict[str, np.ndarray]] = {}
+        self._frames: collections.OrderedDict[int, dict[str, Any]] = collections.OrderedDict()
         self._gather_low_dim()
 
     def __len__(self) -> int:
@@ -165,13 +172,29 @@ class WindowSampler:
                 out[k].append(column)
         return {k: np.concatenate(v) for k, v in out.items()}
 
-    def _episode_frames(self, row: int) -> dict[str, np.ndarray]:
+    def _episode_frames(self, row: int) -> dict[str, Any]:
         frames = self._frames.get(row)
         if frames is None:
             arrays = self.store.arrays(self.episodes[row].episode_id)
             frames = {cam: arrays[keys.image_key(cam)] for cam in self.cameras}
             self._frames[row] = frames
+            if len(self._frames) > OPEN_EPISODES:
+                self._close_readers(self._frames.popitem(last=False)[1])
+        else:
+            self._frames.move_to_end(row)
         return frames
+
+    @staticmethod
+    def _close_readers(frames: dict[str, Any]) -> None:
+        for reader in frames.values():
+            if hasattr(reader, "close"):  # video decoders; memory maps close when dropped
+                reader.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a spawned DataLoader worker) without open readers: each process opens its own."""
+        state = dict(self.__dict__)
+        state["_frames"] = collections.OrderedDict()
+        return state
 
     def indices(self, step: int) -> np.ndarray:
         """Global step indices (into the view's concatenated steps) of the global batch of ``step``."""
@@ -207,15 +230,59 @@ class WindowSampler:
             out[keys.ENV_STATE] = torch.from_numpy(self.low[keys.ENV_STATE][g])
         for key, values in self.labels.items():
             out[key] = torch.from_numpy(values[g])
-        for cam in self.cameras:
-            shape = self.store.spec.camera(cam).shape
-            img = np.empty((b, *shape), dtype=np.uint8)
+        images = {
+            cam: np.empty((b, *self.store.spec.camera(cam).shape), dtype=np.uint8) for cam in self.cameras
+        }
+        if self.cameras and b:
             order = np.argsort(ep, kind="stable")
-            bounds = np.flatnonzero(np.diff(ep[order])) + 1
-            for rows in np.split(order, bounds) if b else []:
-                img[rows] = self._episode_frames(int(ep[rows[0]]))[cam][t[rows]]
+            for rows in np.split(order, np.flatnonzero(np.diff(ep[order])) + 1):  # one episode at a time
+                frames = self._episode_frames(int(ep[rows[0]]))
+                for cam in self.cameras:
+                    images[cam][rows] = frames[cam][t[rows]]
+        for cam, img in images.items():
             out[keys.image_key(cam)] = torch.from_numpy(img)
         batch = TensorDict(out, batch_size=[b])
         batch[keys.TASK] = NonTensorStack(*[self._task_text[i] for i in self.episode_task[ep]])
         batch[keys.SUBTASK] = NonTensorStack(*[self._subtask_text[i] for i in self.subtask[g]])
         return batch
+
+
+class _StepBatches(Dataset):
+    """Item ``i`` is the batch of step ``steps[i]`` (rows ``rank::world_size``)."""
+
+    def __init__(self, sampler: WindowSampler, steps: range, rank: int, world_size: int) -> None:
+        self.sampler, self.steps, self.rank, self.world_size = sampler, steps, rank, world_size
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i: int) -> TensorDict:
+        return self.sampler.batch(self.steps[i], self.rank, self.world_size)
+
+
+def _whole_batch(batch: TensorDict) -> TensorDict:
+    return batch
+
+
+def batch_loader(
+    sampler: WindowSampler,
+    steps: range,
+    *,
+    num_workers: int = 2,
+    rank: int = 0,
+    world_size: int = 1,
+    prefetch_factor: int = 2,
+) -> DataLoader:
+    """A ``DataLoader`` yielding the batches of ``steps`` in order, read (and decoded) by ``num_workers``
+    worker processes; the batches equal ``sampler.batch(step, rank, world_size)``."""
+    if num_workers < 0:
+        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    return DataLoader(
+        _StepBatches(sampler, steps, rank, world_size),
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_whole_batch,
+        prefetch_factor=prefetch_factor if num_workers else None,
+        persistent_workers=False,
+    )

@@ -10,7 +10,7 @@ import attrs
 from recap.data import keys
 from recap.validators import positive
 
-#: The ALOHA layout of DESIGN.md section 4: left 6 joints, left gripper 0..1, right 6 joints, right gripper.
+#: The ALOHA layout (docs/data.md): left 6 joints, left gripper 0..1, right 6 joints, right gripper.
 ALOHA_JOINT_NAMES: tuple[str, ...] = tuple(
     f"{side}_{j}"
     for side in ("left", "right")

@@ -50,6 +50,7 @@ from recap.data.schema import (
 )
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
+from recap.data.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_CODECS, EncodedVideo, check_keyframe_interval
 from recap.errors import LabelError, SchemaError, StoreError
 
 STORE_FILE = "store.json"
@@ -70,31 +71,61 @@ ANY: Any = _Any()
 class EpisodeStore:
     """A directory of immutable episodes plus mutable success labels, label sets and cached statistics."""
 
-    def __init__(self, root: Path, spec: RobotSpec, image_codec: str | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        spec: RobotSpec,
+        image_codec: str | None,
+        keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
+    ) -> None:
         self.root = Path(root)
         self._spec = spec
         self.image_codec = image_codec
+        self.keyframe_interval = keyframe_interval
         self._index = EpisodeIndex(self.root, spec)
 
     # ---------------------------------------------------------------- create / open
     @classmethod
-    def create(cls, path: str | Path, spec: RobotSpec, *, image_codec: str | None = None) -> EpisodeStore:
+    def create(
+        cls,
+        path: str | Path,
+        spec: RobotSpec,
+        *,
+        image_codec: str | None = None,
+        keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
+    ) -> EpisodeStore:
         """Create an empty store at ``path`` (a new or empty directory).
 
         ``image_codec``: ``None`` stores raw frames (fastest reads, memory-mapped), ``"zlib"`` compresses each
-        frame losslessly (smaller, decompressed on read).
+        frame losslessly (smaller, decompressed on read), ``"av1"`` / ``"h264"`` (lossy) and ``"lossless"``
+        encode each camera of an episode as one MP4 when it is added (``recap.data.video``; ~200x smaller than
+        raw for the lossy ones, frames decoded on read). ``keyframe_interval``: frames between keyframes of the
+        video codecs (random access decodes at most this many frames per frame read).
         """
         if image_codec not in ef.IMAGE_CODECS:
             raise StoreError(f"image_codec must be one of {list(ef.IMAGE_CODECS)}, got {image_codec!r}")
+        check_keyframe_interval(keyframe_interval)
+        if image_codec in VIDEO_CODECS and VIDEO_CODECS[image_codec]["pix_fmt"] == "yuv420p":
+            odd = [f"{c.name} {c.height}x{c.width}" for c in spec.cameras if c.height % 2 or c.width % 2]
+            if odd:
+                raise StoreError(
+                    f"image_codec {image_codec!r} needs even frame sizes, found {odd}; use 'lossless' or zlib"
+                )
         root = Path(path)
         if root.exists() and any(root.iterdir()):
             hint = " (it is already a store: use EpisodeStore.open)" if (root / STORE_FILE).exists() else ""
             raise StoreError(f"cannot create a store in {root}: the directory is not empty{hint}")
         for sub in ("episodes", "tmp", "success", "labels", "cache"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        info = {"format": STORE_FORMAT, "version": 1, "spec": spec_to_dict(spec), "image_codec": image_codec}
+        info = {
+            "format": STORE_FORMAT,
+            "version": 1,
+            "spec": spec_to_dict(spec),
+            "image_codec": image_codec,
+            "keyframe_interval": keyframe_interval,
+        }
         write_json_atomic(root / STORE_FILE, info)
-        return cls(root, spec, image_codec)
+        return cls(root, spec, image_codec, keyframe_interval)
 
     @classmethod
     def open(cls, path: str | Path) -> EpisodeStore:
@@ -113,7 +144,12 @@ class EpisodeStore:
             raise StoreError(
                 f"file {root / STORE_FILE}: format {info.get('format')!r}, expected {STORE_FORMAT!r}"
             )
-        store = cls(root, spec_from_dict(info["spec"]), info.get("image_codec"))
+        store = cls(
+            root,
+            spec_from_dict(info["spec"]),
+            info.get("image_codec"),
+            info.get("keyframe_interval", DEFAULT_KEYFRAME_INTERVAL),
+        )
         store._clean_tmp()
         return store
 
@@ -158,7 +194,8 @@ class EpisodeStore:
         """
         check_episode_fields(task, source, success)
         check_provenance(iteration, stage, seed)
-        arrays = validate_steps(steps, self._spec)
+        steps, encoded = self._split_encoded(steps)
+        arrays: dict[str, Any] = {**validate_steps(steps, self._spec), **encoded}
         length = len(arrays[keys.ACTION])
         vocab: list[str] = []
         if subtasks is not None:
@@ -183,11 +220,55 @@ class EpisodeStore:
             "stage": stage,
             "seed": seed,
         }
+        return self._commit(episode_id, arrays, fields, vocab)
+
+    def _split_encoded(self, steps: TensorDict | Mapping[str, Any]) -> tuple[Any, dict[str, EncodedVideo]]:
+        """Cameras given as ``EncodedVideo`` (copied out of another video, e.g. by the LeRobot import) are stored
+        as they are; validation sees a zero-copy stand-in of their declared shape."""
+        if isinstance(steps, TensorDict):
+            return steps, {}
+        encoded = {k: v for k, v in steps.items() if isinstance(v, EncodedVideo)}
+        if not encoded:
+            return steps, {}
+        if self.image_codec not in VIDEO_CODECS:
+            raise StoreError(
+                f"encoded video for {sorted(encoded)} can only go into a video store; this one stores "
+                f"{self.image_codec or 'raw'} frames: pass decoded frames"
+            )
+        stand_ins = {
+            k: np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), v.shape) for k, v in encoded.items()
+        }
+        return {**steps, **stand_ins}, encoded
+
+    def copy_episode(self, source: EpisodeStore, episode_id: str) -> EpisodeMeta:
+        """Add episode ``episode_id`` of ``source`` (same spec) to this store in this store's image codec,
+        keeping its id, every recorded field and its success-label history."""
+        if source.spec != self._spec:
+            raise StoreError(f"cannot copy from {source.root}: its spec {source.spec} is not this store's")
+        if (self.root / "episodes" / episode_id).exists():
+            raise StoreError(f"episode {episode_id} is already in {self.root}")
+        raw = source._raw_meta(episode_id)
+        arrays = {key: np.asarray(frames) for key, frames in source.arrays(episode_id).items()}
+        fields = {key: raw[key] for key in raw["hashed_fields"]}
+        history = source._index.success_log(episode_id)
+        if history.exists():  # before the commit: a copied episode never lacks its history
+            shutil.copyfile(history, self._index.success_log(episode_id))
+        return self._commit(episode_id, arrays, fields, list(raw["subtask_vocab"]))
+
+    def _commit(
+        self, episode_id: str, arrays: Mapping[str, Any], fields: dict[str, Any], vocab: list[str]
+    ) -> EpisodeMeta:
+        """Write the episode into a private temporary directory, then rename it into ``episodes/``."""
         tmp = self.root / "tmp" / f"{episode_id}.{socket.gethostname()}.{os.getpid()}"
         tmp.mkdir()
         try:
             meta = ef.write_episode_dir(
-                tmp, arrays, fields, image_codec=self.image_codec, subtask_vocab=vocab
+                tmp,
+                arrays,
+                fields,
+                image_codec=self.image_codec,
+                subtask_vocab=vocab,
+                keyframe_interval=self.keyframe_interval,
             )
             try:
                 os.rename(tmp, self.root / "episodes" / episode_id)  # the commit
@@ -244,8 +325,8 @@ class EpisodeStore:
     def meta(self, episode_id: str) -> EpisodeMeta:
         return self._index.to_meta(self._raw_meta(episode_id))
 
-    def arrays(self, episode_id: str) -> dict[str, np.ndarray | ef.ZlibFrames]:
-        """The episode's arrays, memory-mapped (read-only; zlib frames decompress on indexing)."""
+    def arrays(self, episode_id: str) -> dict[str, ef.Frames]:
+        """The episode's arrays, memory-mapped (read-only; zlib and video frames decode on indexing)."""
         meta = self._raw_meta(episode_id)
         return ef.open_arrays(self.root / "episodes" / episode_id, meta)
 
@@ -368,7 +449,7 @@ class EpisodeStore:
 
     # ---------------------------------------------------------------- derived facts
     def max_length_per_task(self) -> dict[str, int]:
-        """Per task, its longest episode in steps (the return normaliser of DESIGN.md section 2)."""
+        """Per task, its longest episode in steps (the return normaliser L of docs/method.md)."""
         out: dict[str, int] = collections.defaultdict(int)
         for m in self.episodes():
             out[m.task] = max(out[m.task], m.length)

@@ -1,4 +1,4 @@
-"""The Recap loop's configuration (Algorithm 1 of the paper; DESIGN.md section 2).
+"""The Recap loop's configuration (Algorithm 1 of the paper; docs/method.md).
 
 Every "which plugin" field names a registered implementation by its config class (tagged ``name`` on disk),
 so any extractor, value estimator, policy or backend is chosen by registered name.
@@ -69,7 +69,7 @@ class LoopConfig:
             policy is evaluated without rendering and a vision policy sees every camera it was trained on.
         policy / value: the models, by registered name.
         pretrain_labeler / finetune_labeler: Monte-Carlo advantages with ~30% positive for pre-training,
-            n-step advantages with ~40% positive per iteration (DESIGN.md section 2).
+            n-step advantages with ~40% positive per iteration (docs/method.md).
         extractor: the policy extractor of the iterations and the pre-training (Recap: advantage conditioning).
         sft_extractor: the demonstration fine-tuning stage (advantage conditioning with I = 1).
         chunk_size: action chunk H the policy predicts (and the sampler cuts).

@@ -40,7 +40,7 @@ class LabelResult:
 
 @runtime_checkable
 class AdvantageLabeler(Protocol):
-    """Turns values and success labels into advantages and improvement indicators (DESIGN.md section 2)."""
+    """Turns values and success labels into advantages and improvement indicators (docs/method.md)."""
 
     def label(self, episodes: Sequence[EpisodeToLabel], max_length: Mapping[str, int]) -> LabelResult:
         """Label every step of every episode.

@@ -10,7 +10,7 @@ from tensordict import TensorDict
 
 @runtime_checkable
 class Policy(Protocol):
-    """A chunked action policy with an optional advantage-indicator input (DESIGN.md section 3).
+    """A chunked action policy with an optional advantage-indicator input (docs/architecture.md).
 
     Policies are ``torch.nn.Module`` subclasses; they own their input/action normalisation (statistics are
     given at construction), so callers pass raw observations and get raw actions back.

@@ -29,6 +29,8 @@ class WeightImportRequest:
         dtype: the model's dtype: ``float32`` (default), ``bfloat16`` or ``float16``; tensors are converted as
             they are read.
         tokenizer: a ``tokenizer.json`` or SentencePiece ``.model``; ``""`` looks beside the checkpoint.
+        vision: a separate vision-tower checkpoint (a ``SiglipVisionModel``) read together with ``source`` (a
+            text-only language model such as Gemma 3 270M), or None.
     """
 
     source: Path
@@ -38,6 +40,11 @@ class WeightImportRequest:
     norm_stats: str = ""
     dtype: str = "float32"
     tokenizer: str = ""
+    vision: Path | None = None
+
+    def sources(self) -> list[Path]:
+        """The checkpoints to read as one: ``source`` and, when given, ``vision``."""
+        return [self.source] if self.vision is None else [self.source, self.vision]
 
 
 @runtime_checkable

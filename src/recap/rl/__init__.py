@@ -1,6 +1,6 @@
 """Recap math as pure, shape-checked tensor functions: rewards, returns, advantages, thresholds, metrics.
 
-No I/O and no modules here; every function documents the equation it implements (DESIGN.md section 2).
+No I/O and no modules here; every function documents the equation it implements (docs/method.md).
 """
 
 from recap.rl.advantages import mc_advantages, nstep_advantages, standardize_advantages

@@ -1,4 +1,4 @@
-"""Advantages from values and normalised rewards (DESIGN.md section 2).
+"""Advantages from values and normalised rewards (docs/method.md).
 
 All inputs are padded ``[N, T_max]`` with ``lengths [N]``; values are in normalised return units [-1, 0].
 """

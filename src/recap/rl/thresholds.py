@@ -1,4 +1,4 @@
-"""Per-task improvement thresholds eps_l and the indicator I_t = 1[A_t > eps_l] (DESIGN.md section 2)."""
+"""Per-task improvement thresholds eps_l and the indicator I_t = 1[A_t > eps_l] (docs/method.md)."""
 
 from __future__ import annotations
 

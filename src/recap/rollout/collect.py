@@ -1,6 +1,6 @@
 """Many episodes: ``collect`` records them into an EpisodeStore, ``evaluate`` reports the metrics.
 
-Metrics (DESIGN.md section 2): success rate with a Wilson 95% interval; throughput = successful episodes per
+Metrics (docs/method.md): success rate with a Wilson 95% interval; throughput = successful episodes per
 hour of robot time, the sum of all episode durations (failures at their full length), with a bootstrap 95%
 interval; mean time to success (mean duration of the successful episodes); mean duration of all episodes.
 """

@@ -81,7 +81,8 @@ def train_policy(
         label_columns=mc_return_columns(chosen, store.max_length_per_task()),
     )
     check_required_keys(sampler.batch(0), extractor_impl.required_keys, reg.entry_for(extractor).name)
-    if init_from is None and hasattr(model, "fit_to_data"):
+    # data-fitted parts (tokenizers) are fitted on a fresh model, or on a checkpoint that says it was never fitted
+    if hasattr(model, "fit_to_data") and (init_from is None or getattr(model, "needs_fitting", False)):
         model.fit_to_data(_fit_batch(sampler))
     extractor_impl.setup(model)
     result = train(

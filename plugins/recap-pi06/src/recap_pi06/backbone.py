@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recap_pi06.config import DecoderShape, VisionShape
-from recap_pi06.layers import QKV, GatedMLP, RMSNorm, attend, rope_tables
+from recap_pi06.gemma3 import Gemma3Layer, Gemma3Projector, layer_masks, layer_ropes
+from recap_pi06.layers import QKV, GatedMLP, RMSNorm, self_attention
 
 #: per-layer (keys, values), each ``[B, Hkv, L, d]``, keys already rotated
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -34,17 +35,15 @@ class GemmaLayer(nn.Module):
         mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        q, k, v = self.attn.project(self.attn_norm(x), rope)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        x = x + self.attn.out(attend(q, k, v, mask))
+        attended, kv = self_attention(self.attn, self.attn_norm(x), rope, mask, past)
+        x = x + attended
         x = x + self.mlp(self.mlp_norm(x))
-        return x, (k, v)
+        return x, kv
 
 
 #: The layer class of each decoder flavour (``DecoderShape.flavour``); every layer maps
 #: ``(x, rope, mask, past) -> (x, (keys, values))`` so the caches and masks around it do not change.
-DECODER_LAYERS: dict[str, type[nn.Module]] = {"gemma": GemmaLayer}
+DECODER_LAYERS: dict[str, type[nn.Module]] = {"gemma": GemmaLayer, "gemma3": Gemma3Layer}
 
 
 class Decoder(nn.Module):
@@ -61,18 +60,37 @@ class Decoder(nn.Module):
         self.final_norm = RMSNorm(shape.width, shape.norm_eps)
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        """Gemma scales input embeddings by sqrt(width)."""
-        return self.embed(ids) * math.sqrt(self.shape.width)
+        """Gemma scales input embeddings by sqrt(width), rounded to the table's dtype (as the checkpoints were
+        trained: 55.5 rather than 55.43 for width 3072 in bf16)."""
+        weight = self.embed.weight
+        return self.embed(ids) * torch.tensor(math.sqrt(self.shape.width), dtype=weight.dtype)
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, past: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        past: KVCache | None = None,
+        *,
+        key_positions: torch.Tensor | None = None,
+        local_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
         """``x`` ``[B, L, width]`` embeddings; ``mask`` ``[B, L, L_past + L]``. Returns the final-normed hidden
-        states and the per-layer keys/values of past + new tokens (the grown cache)."""
+        states and the per-layer keys/values of past + new tokens (the grown cache).
+
+        Gemma 3's local layers cut ``mask`` to their sliding window using ``key_positions`` ``[B, L_past + L]``
+        (default: ``positions``, right without a cache), or use ``local_mask`` as it is (``recap_pi06.gemma3``).
+        """
+        kinds = self.shape.layer_kinds
+        if key_positions is None:
+            if past is not None and "local" in kinds and local_mask is None:
+                raise ValueError("a cached forward through sliding-window layers needs key_positions")
+            key_positions = positions
+        ropes = layer_ropes(self.shape, positions)
+        masks = layer_masks(self.shape, mask, positions, key_positions, local_mask)
         cache: KVCache = []
-        rope = rope_tables(positions, self.shape.head_dim, self.shape.rope_theta)
-        for i, layer in enumerate(self.layers):
-            x, kv = layer(x, rope, mask, None if past is None else past[i])
+        for i, (layer, kind) in enumerate(zip(self.layers, kinds, strict=True)):
+            x, kv = layer(x, ropes[kind], masks[kind], None if past is None else past[i])
             cache.append(kv)
         return self.final_norm(x), cache
 
@@ -95,7 +113,11 @@ class VisionEncoder(nn.Module):
             self.positions = nn.Parameter(torch.randn(patches, shape.width) / math.sqrt(shape.width))
         self.blocks = nn.Sequential(*(VisionBlock(shape) for _ in range(shape.depth)))
         self.norm = nn.LayerNorm(shape.width, eps=shape.layer_norm_eps)
-        self.project = nn.Linear(shape.width, out_dim)
+        self.project: nn.Module = (
+            Gemma3Projector(shape, out_dim)
+            if shape.projector == "gemma3"
+            else nn.Linear(shape.width, out_dim)
+        )
 
     def frame_size(self, height: int, width: int) -> tuple[int, int]:
         """The size frames are brought to: the configured square, or the native size cut to whole patches."""

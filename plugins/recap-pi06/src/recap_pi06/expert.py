@@ -13,6 +13,11 @@ Flow time tau enters in one of two ways (``ExpertShape.time_conditioning``):
   plain Gemma RMSNorms. With ``state_token`` (pi0), ``state_proj(state)`` is one more token in front of the
   actions: it sees the context and itself, the actions see the context, the state and each other.
 
+With a Gemma 3 backbone (``DecoderShape.flavour = "gemma3"``) the expert is Gemma 3 style too: QK-norm, a plain
+RMSNorm after attention and after the MLP (inside the gated residual: ``x + post_norm(attn(ada_norm(x))) * gate``),
+the backbone's attention scale, and layer l is local (sliding window, local rotary base) exactly when backbone
+layer l is.
+
 Velocity field: ``v_theta(x_tau, tau, context) ~ u = eps - a`` (see ``docs/vla.md``).
 """
 
@@ -25,7 +30,8 @@ from torch import nn
 
 from recap_pi06.backbone import KVCache
 from recap_pi06.config import DecoderShape, ExpertShape
-from recap_pi06.layers import QKV, AdaRMSNorm, GatedMLP, RMSNorm, attend, rope_tables, sincos_embedding
+from recap_pi06.gemma3 import layer_masks, layer_ropes, valid_positions
+from recap_pi06.layers import QKV, AdaRMSNorm, GatedMLP, RMSNorm, attend, sincos_embedding
 
 
 class ExpertNorm(nn.Module):
@@ -65,10 +71,17 @@ def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None) 
 class ExpertLayer(nn.Module):
     def __init__(self, backbone: DecoderShape, shape: ExpertShape) -> None:
         super().__init__()
-        self.attn_norm = ExpertNorm(shape.width, shape, backbone.norm_eps)
-        self.attn = QKV(shape.width, backbone.num_heads, backbone.num_kv_heads, backbone.head_dim)
-        self.mlp_norm = ExpertNorm(shape.width, shape, backbone.norm_eps)
+        gemma3, eps = backbone.flavour == "gemma3", backbone.norm_eps
+        self.scale = backbone.attention_scale
+        self.attn_norm = ExpertNorm(shape.width, shape, eps)
+        self.attn = QKV(
+            shape.width, backbone.num_heads, backbone.num_kv_heads, backbone.head_dim, eps if gemma3 else None
+        )
+        self.mlp_norm = ExpertNorm(shape.width, shape, eps)
         self.mlp = GatedMLP(shape.width, shape.mlp_dim)
+        # Gemma 3's norms after each sublayer (parameter-free identities for Gemma 1)
+        self.post_attn_norm = RMSNorm(shape.width, eps) if gemma3 else nn.Identity()
+        self.post_mlp_norm = RMSNorm(shape.width, eps) if gemma3 else nn.Identity()
 
     def forward(
         self,
@@ -82,9 +95,9 @@ class ExpertLayer(nn.Module):
         q, k, v = self.attn.project(h, rope)
         k = torch.cat([context[0].detach(), k], dim=2)  # stop-gradient into the backbone
         v = torch.cat([context[1].detach(), v], dim=2)
-        x = gated_residual(x, self.attn.out(attend(q, k, v, mask)), gate)
+        x = gated_residual(x, self.post_attn_norm(self.attn.out(attend(q, k, v, mask, self.scale))), gate)
         h, gate = self.mlp_norm(x, cond)
-        return gated_residual(x, self.mlp(h), gate)
+        return gated_residual(x, self.post_mlp_norm(self.mlp(h)), gate)
 
 
 class ActionExpert(nn.Module):
@@ -94,7 +107,7 @@ class ActionExpert(nn.Module):
         self, backbone: DecoderShape, shape: ExpertShape, action_dim: int, *, state_dim: int = 0
     ) -> None:
         super().__init__()
-        self.width, self.head_dim, self.theta = shape.width, backbone.head_dim, backbone.rope_theta
+        self.width, self.backbone_shape = shape.width, backbone
         self.adaptive = shape.time_conditioning == "adarms"
         self.action_in = nn.Linear(action_dim, shape.width)
         if self.adaptive:
@@ -143,12 +156,15 @@ class ActionExpert(nn.Module):
         x, cond = self.embed(x_tau, tau, state)
         n = x.shape[1]
         positions = start_positions[:, None] + torch.arange(n, device=x.device)[None, :]
-        rope = rope_tables(positions, self.head_dim, self.theta)
+        ropes = layer_ropes(self.backbone_shape, positions)
         own = torch.ones(n, n, dtype=torch.bool, device=x.device)
         if n > h:  # the state token sees only itself among the expert's tokens
             own[0, 1:] = False
         mask = torch.cat([context_valid[:, None, :].expand(b, n, -1), own.expand(b, n, n)], dim=-1)
-        for layer, kv in zip(self.layers, context, strict=True):
-            x = layer(x, cond, rope, kv, mask)
+        key_positions = torch.cat([valid_positions(context_valid), positions], dim=1)
+        masks = layer_masks(self.backbone_shape, mask, positions, key_positions)
+        kinds = self.backbone_shape.layer_kinds
+        for layer, kv, kind in zip(self.layers, context, kinds, strict=True):
+            x = layer(x, cond, ropes[kind], kv, masks[kind])
         x, _ = self.final_norm(x, cond)
         return self.action_out(x[:, n - h :])

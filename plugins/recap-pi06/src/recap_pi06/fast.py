@@ -61,6 +61,7 @@ class FastTokenizer(SerializedState):
         )
         self.register_buffer("dct", dct_matrix(chunk_size), persistent=False)
         half = (vocab_size - 3) // 2  # before fitting: a symmetric alphabet that fills the vocabulary
+        self.fitted = False
         self._use(_train([], -half, half, vocab_size), -half, half, scale)
         self._store(self._serialise())
 
@@ -73,7 +74,7 @@ class FastTokenizer(SerializedState):
 
     def _serialise(self) -> bytes:
         meta = {"vmin": self.vmin, "vmax": self.vmax, "scale": self.scale, "chunk_size": self.chunk_size}
-        meta |= {"action_dim": self.action_dim, "tokenizer": self.tok.to_str()}
+        meta |= {"action_dim": self.action_dim, "tokenizer": self.tok.to_str(), "fitted": self.fitted}
         return json.dumps(meta).encode("utf-8")
 
     def _parse(self, data: bytes) -> None:
@@ -84,6 +85,7 @@ class FastTokenizer(SerializedState):
                 f"uses [{self.chunk_size}, {self.action_dim}]"
             )
         self._use(Tokenizer.from_str(meta["tokenizer"]), meta["vmin"], meta["vmax"], meta["scale"])
+        self.fitted = meta.get("fitted", True)  # blobs written before the flag: never refit them
 
     # -- coefficients -------------------------------------------------------------------------------------------
 
@@ -114,6 +116,7 @@ class FastTokenizer(SerializedState):
             vmin, vmax = max(vmin, -half), min(vmax, half)
         strings = self._strings(q.clamp(vmin, vmax), vmin)
         self._use(_train(strings, vmin, vmax, self.vocab_size), vmin, vmax, self.scale)
+        self.fitted = True
         self._store(self._serialise())
 
     @staticmethod

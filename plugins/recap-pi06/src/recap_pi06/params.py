@@ -2,6 +2,7 @@
 
 python -m recap_pi06.params pi06 pi0 pi05   # prints the per-part counts of presets against their targets
 python -m recap_pi06.params pi05 --lora 16    # ... and what a LoRA fine-tune of rank 16 trains
+python -m recap_pi06.params pi06 --lora 16 --gpus 8   # ... and the memory of weights and optimiser state
 """
 
 from __future__ import annotations
@@ -46,11 +47,33 @@ def build_on_meta(name: str, lora_rank: int = 0) -> Pi06Policy | Pi06ValueNetwor
     raise KeyError(f"unknown pi06 preset {name!r}; known: {known}")
 
 
+def memory_gb(total: int, trainable: int, gpus: int) -> dict[str, float]:
+    """GB (1e9 bytes) of weights and optimiser state, before activations: 2 bytes per bf16 value, 4 per float32,
+    16 per parameter trained with float32 AdamW (weight, gradient, two moments); FSDP2 shards all of it over
+    ``gpus``; LoRA keeps the base in bf16 and trains ``trainable`` parameters in float32 AdamW."""
+    rows = {
+        "inference, bf16 weights": 2 * total,
+        "inference, float32 weights": 4 * total,
+        "full fine-tune, float32 AdamW": 16 * total,
+        f"full fine-tune, float32 AdamW, FSDP2 over {gpus} GPUs (per GPU)": 16 * total / gpus,
+    }
+    if trainable < total:
+        rows["LoRA on a bf16 base (trained parameters in float32 AdamW)"] = (
+            2 * (total - trainable) + 16 * trainable
+        )
+    return {name: size / 1e9 for name, size in rows.items()}
+
+
+def _option(argv: list[str], name: str) -> tuple[int, list[str]]:
+    if name not in argv:
+        return 0, argv
+    at = argv.index(name)
+    return int(argv[at + 1]), argv[:at] + argv[at + 2 :]
+
+
 def main(argv: list[str]) -> None:
-    lora = 0
-    if "--lora" in argv:
-        at = argv.index("--lora")
-        lora, argv = int(argv[at + 1]), argv[:at] + argv[at + 2 :]
+    lora, argv = _option(argv, "--lora")
+    gpus, argv = _option(argv, "--gpus")
     for name in argv or list(PRESET_TARGETS):
         model = build_on_meta(name, lora)
         targets = PRESET_TARGETS.get(name, {})
@@ -59,9 +82,13 @@ def main(argv: list[str]) -> None:
             target = targets.get(part)
             extra = f"  (target {target / 1e6:,.0f}M, {100 * (n / target - 1):+.1f}%)" if target else ""
             print(f"  {part:<10} {n / 1e6:>10,.1f}M{extra}")
-        if lora:
-            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if lora and isinstance(model, Pi06Policy):  # value networks take no adapters
             print(f"  trainable with LoRA rank {lora}: {trainable / 1e6:,.1f}M")
+        if gpus:
+            adapters = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+            for row, gb in memory_gb(part_counts(model)["total"] - adapters, trainable, gpus).items():
+                print(f"  {row}: {gb:,.1f} GB")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from recap_pi06.config import POLICY_PRESETS, VALUE_PRESETS, Pi06Config, Pi06Val
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.value import Pi06ValueNetwork
 from recap_pi06.weights.registered import Pi06WeightImporter, Pi06WeightImporterConfig
+from recap_pi06.weights.registered_value import Pi06ValueImporter, Pi06ValueImporterConfig
 
 
 def build_policy(config: Pi06Config, spec, stats) -> Pi06Policy:
@@ -39,3 +40,4 @@ def register_presets(register) -> None:
 @hookimpl
 def register_weight_importers(register) -> None:
     register("pi06", Pi06WeightImporter, config=Pi06WeightImporterConfig)
+    register("pi06-value", Pi06ValueImporter, config=Pi06ValueImporterConfig)

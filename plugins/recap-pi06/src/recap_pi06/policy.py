@@ -77,6 +77,12 @@ class Pi06Policy(nn.Module):
 
     # -- data-fitted parts ------------------------------------------------------------------------------------
 
+    @property
+    def needs_fitting(self) -> bool:
+        """True while the FAST tokenizer was never fitted: an imported checkpoint brings weights but no FAST
+        merges, so its first fine-tune fits them (``recap.train.policy.train_policy`` asks)."""
+        return not self.fast.fitted
+
     def fit_to_data(self, batch: TensorDict) -> dict[str, float]:
         """Fit the text and FAST tokenizers on a sample of training windows (call once, before training).
 

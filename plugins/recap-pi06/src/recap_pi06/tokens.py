@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from recap_pi06.backbone import Decoder, KVCache
+from recap_pi06.gemma3 import valid_positions
 
 #: segment codes (``Tokens.kind``)
 IMAGE, ENV, PROMPT, STATE, SUBTASK, INDICATOR, FAST, VALUE = range(8)
@@ -106,7 +107,10 @@ class Context:
             torch.cat([old.valid, part.valid], 1),
             torch.cat([old.ar.long().cumsum(1), block], 1),
         )
-        hidden, self.cache = self.decoder(part.embeds, positions, mask, past=self.cache)
+        key_positions = valid_positions(torch.cat([old.valid, part.valid], 1))  # sliding windows need them
+        hidden, self.cache = self.decoder(
+            part.embeds, positions, mask, past=self.cache, key_positions=key_positions
+        )
         self.tokens = Tokens.cat([old, part])
         return hidden
 

@@ -1,6 +1,6 @@
 """The arms as data: ViperX-300-6DoF followers and WidowX-250-6DoF leaders (motor ids, models, joints, limits).
 
-Each arm exposes 7 values in the ALOHA layout (DESIGN.md section 4): waist, shoulder, elbow, forearm_roll,
+Each arm exposes 7 values in the ALOHA layout (docs/data.md): waist, shoulder, elbow, forearm_roll,
 wrist_angle, wrist_rotate in radians, then the gripper normalised to 0 (closed) .. 1 (open). Shoulder and elbow
 are each driven by two motors: the shadow motor carries the primary's id as its Secondary_ID (and the reverse
 drive-mode bit, being mounted mirrored), so one Goal_Position write moves both while only the primary replies.

@@ -1,6 +1,6 @@
 """``aloha-sim``: the gym-aloha MuJoCo scenes as a :class:`recap.protocols.RobotBackend`.
 
-Same layout as the hardware (DESIGN.md section 7): 14-D absolute joint-position actions at 50 Hz (left 6 joints,
+Same layout as the hardware (docs/hardware.md): 14-D absolute joint-position actions at 50 Hz (left 6 joints,
 left gripper 0 closed .. 1 open, right 6 joints, right gripper), 14-D state, cameras ``cam_high``,
 ``cam_left_wrist``, ``cam_right_wrist``. Physics is stepped with MuJoCo directly (10 substeps of 2 ms per
 control tick, as gym-aloha does through dm_control) and only the requested cameras are rendered, at the

@@ -1,4 +1,4 @@
-"""The mocap scene as a lock-step inverse-kinematics solver (DESIGN.md section 8).
+"""The mocap scene as a lock-step inverse-kinematics solver (docs/sim.md).
 
 Each control tick the planner moves the two mocap targets; the IK scene (arms only, stiff weld) is stepped one
 tick and its arm joint positions become the joint scene's actions. Replaying recorded joints open loop fails

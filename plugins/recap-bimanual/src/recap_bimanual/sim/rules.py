@@ -1,7 +1,7 @@
 """Per-step stage (the scene's 0-4 reward) and the strict success of each task, from MuJoCo contacts.
 
 The scene's own reward 4 fires at the first touch of the left finger while the object is off the table, even
-when the right gripper still holds it (DESIGN.md section 8). Recap needs outcomes that a later drop turns into
+when the right gripper still holds it (docs/sim.md). Recap needs outcomes that a later drop turns into
 a failure, so success here is strict and must hold for ``hold_steps`` consecutive control steps:
 
 - transfer cube: the left gripper touches the cube, the right gripper does not, the cube touches nothing else

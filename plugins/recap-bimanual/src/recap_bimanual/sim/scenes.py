@@ -3,8 +3,8 @@
 The stock XMLs (``gym_aloha/assets``) are read into memory with every asset they include, edited as text and
 compiled with ``mujoco.MjModel.from_xml_string``; nothing is written to disk. Edits:
 
-- render quality: ``offsamples`` (multi-sample anti-aliasing) and ``shadowsize`` default to 0, which takes a
-  one-camera step from ~44 ms to ~6 ms (DESIGN.md section 8);
+- render quality: ``offsamples`` (multi-sample anti-aliasing) and ``shadowsize`` default to 0, which makes a
+  one-camera step several times faster (benchmarks/sim_step.py measures it; docs/sim.md);
 - the inverse-kinematics scene: the end-effector (mocap) scene without the task objects and with a stiff weld
   (``solimp`` 0.9/0.95/0.001 instead of 0.25/0.25: the stock weld lags the target by 5-10 cm and ~25 deg).
 """
@@ -21,7 +21,7 @@ from recap.errors import ConfigError
 
 TASKS: tuple[str, ...] = ("transfer_cube", "insertion")
 
-#: Our camera names (DESIGN.md section 4) -> camera names in the stock scene (the wrist cameras are there).
+#: Our camera names (docs/data.md) -> camera names in the stock scene (the wrist cameras are there).
 CAMERA_NAMES: dict[str, str] = {
     "cam_high": "top",
     "cam_left_wrist": "left_wrist",

@@ -12,9 +12,11 @@ import contextlib
 import math
 import re
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 import torch
+from torch import nn
 
 from recap.data.spec import RobotSpec
 from recap.data.stats import NormStats
@@ -22,12 +24,15 @@ from recap.errors import ConfigError
 from recap_pi06.config import Pi06Config
 from recap_pi06.policy import Pi06Policy
 from recap_pi06.text_tokenizer import read_tokenizer_file
+from recap_pi06.weights.gemma3 import CombinedCheckpoint, gemma3_config, gemma3_target_of, is_gemma3
 from recap_pi06.weights.layouts import SKIP, TIED_HEAD, skip_reason, target_of
 from recap_pi06.weights.reader import CheckpointFiles
 
 #: parameters no public checkpoint carries: recap fits or computes them (reported as initialised by recap)
 RECAP_OWN = ("trunk.norm.", "trunk.text.", "fast.", "trunk.env_proj.")
 #: the parts a checkpoint may bring (most specific first): a part it brings at all must come whole
+#: a policy or value-network config
+C = TypeVar("C")
 PARTS = ("trunk.vision.project.", "trunk.vision.", "trunk.decoder.", "expert.")
 EMBED = "trunk.decoder.embed.weight"
 
@@ -57,8 +62,9 @@ class ImportReport:
 def _mapping(files: CheckpointFiles) -> tuple[dict[str, str], dict[str, str]]:
     """(checkpoint key -> pi06 parameter, skipped key -> reason); refuses keys of no known layout."""
     mapping, skipped, heads, unknown = {}, {}, [], []
+    layout = gemma3_target_of if is_gemma3(files.names()) else target_of
     for key in files.names():
-        target = target_of(key)
+        target = layout(key)
         if target is None:
             unknown.append(key)
         elif target == SKIP:
@@ -91,7 +97,7 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
     shape = {target: files.shapes[key] for key, target in mapping.items()}
     meta = files.config_json()
     vlm = meta.get("vlm_config", meta)
-    text, vis = vlm.get("text_config", {}), vlm.get("vision_config", {})
+    text, vis = vlm.get("text_config", vlm), vlm.get("vision_config", {})  # a text-only LM: top level
     config = base
     if "trunk.vision.patchify.weight" in shape:
         width, _, patch, _ = shape["trunk.vision.patchify.weight"]
@@ -155,6 +161,8 @@ def infer_config(files: CheckpointFiles, base: Pi06Config, text_vocab: int = 0) 
             action_pad_dim=shape["expert.action_in.weight"][1],
             chunk_size=meta.get("chunk_size", base.chunk_size),
         )
+    if is_gemma3(files.names()) or base.vision.projector == "gemma3":
+        config = gemma3_config(files, config, base)
     return config
 
 
@@ -220,7 +228,7 @@ def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
 
 
 def import_policy(
-    path: str,
+    path: str | list[str],
     base: Pi06Config,
     spec: RobotSpec,
     stats: NormStats | None,
@@ -230,21 +238,51 @@ def import_policy(
     progress: Callable[[Iterator, int], Iterator] | None = None,
     seed: int = 0,
 ) -> tuple[Pi06Policy, Pi06Config, ImportReport]:
-    """Build a pi06 policy shaped like the checkpoint at ``path`` and load it (see the module docstring)."""
-    files = CheckpointFiles(path)
+    """Build a pi06 policy shaped like the checkpoint at ``path`` (or several read as one: a text-only language
+    model and a SigLIP tower) and load it (see the module docstring)."""
+
+    def build(config: Pi06Config) -> Pi06Policy:
+        if config.action_pad_dim and spec.action_dim > config.action_pad_dim:
+            raise ConfigError(
+                f"the robot has {spec.action_dim} action dimensions but the checkpoint's actions are padded to "
+                f"{config.action_pad_dim}; it cannot drive this robot without a new action_in_proj / "
+                "action_out_proj"
+            )
+        return Pi06Policy(config, spec, stats)
+
+    return import_model(
+        [path] if isinstance(path, str) else path,
+        base,
+        build,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        progress=progress,
+        seed=seed,
+    )
+
+
+def import_model(
+    paths: list[str],
+    base: C,
+    build: Callable[[C], nn.Module],
+    *,
+    tokenizer: str = "",
+    dtype: torch.dtype | None = None,
+    progress: Callable[[Iterator, int], Iterator] | None = None,
+    seed: int = 0,
+) -> tuple[Any, C, ImportReport]:
+    """``build(config)`` with ``config`` shaped like the checkpoints at ``paths`` (read as one, e.g. a text-only
+    Gemma 3 and a SigLIP tower), then loaded; ``base`` is a policy or value-network config."""
+    files = CombinedCheckpoint(paths)
     tokenizer = tokenizer or _find_tokenizer(files)
     text_vocab = read_tokenizer_file(tokenizer).size() if tokenizer else 0
     config = attrs.evolve(infer_config(files, base, text_vocab), text_tokenizer_path=tokenizer)
-    if config.action_pad_dim and spec.action_dim > config.action_pad_dim:
-        raise ConfigError(
-            f"the robot has {spec.action_dim} action dimensions but the checkpoint's actions are padded to "
-            f"{config.action_pad_dim}; it cannot drive this robot without a new action_in_proj / action_out_proj"
-        )
+    files.fit_positions(config.vision)
     with default_dtype(dtype), torch.random.fork_rng():
         torch.manual_seed(
             seed
         )  # what the checkpoint lacks (new vocabulary rows) starts the same every import
-        model = Pi06Policy(config, spec, stats)
+        model = build(config)
     report = load_into(model, files, progress=progress)
     return model, config, report
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 import torch
@@ -13,21 +14,30 @@ from recap.config import WeightImporterConfig
 from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings, WeightImportRequest
 from recap.protocols.weights import Progress
-from recap_pi06.config import PI0, PI05
+from recap_pi06.config import PI0, PI05, POLICY_PRESETS
+from recap_pi06.weights.gemma3 import is_gemma3
 from recap_pi06.weights.importer import import_policy
 from recap_pi06.weights.norm_stats import find_norm_stats, read_openpi_norm_stats
 from recap_pi06.weights.reader import CheckpointFiles
 
-#: the architecture presets an import can start from
-IMPORT_PRESETS = {"pi0": PI0, "pi05": PI05}
+#: the architecture presets an import can start from (the Gemma 3 ones, e.g. ``pi06`` / ``pi06-896``, for a
+#: Gemma 3 VLM)
+IMPORT_PRESETS = {
+    "pi0": PI0,
+    "pi05": PI05,
+    **{name: preset for name, preset in POLICY_PRESETS.items() if preset.vision.projector == "gemma3"},
+}
+C = TypeVar("C")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @attrs.frozen
 class Pi06WeightImporterConfig(WeightImporterConfig):
-    """``preset``: ``pi05`` (adaptive-norm expert, state as text, quantile normalisation) or ``pi0`` (time mixed
-    into the action tokens, state as one token, mean/std normalisation); ``""`` picks ``pi0`` for a checkpoint
-    with a ``state_proj`` and ``pi05`` otherwise. Shapes come from the checkpoint either way."""
+    """``preset``: ``pi05`` (adaptive-norm expert, state as text, quantile normalisation), ``pi0`` (time mixed
+    into the action tokens, state as one token, mean/std normalisation) or a Gemma 3 one (``pi06`` at 224 px,
+    ``pi06-896``: a Gemma 3 VLM gives the backbone and the vision tower, the Gemma 3-style expert starts fresh);
+    ``""`` picks ``pi06`` for a Gemma 3 checkpoint, ``pi0`` for one with a ``state_proj`` and ``pi05`` otherwise.
+    Shapes come from the checkpoint either way."""
 
 
 class Pi06WeightImporter:
@@ -41,8 +51,7 @@ class Pi06WeightImporter:
         self.preset = config.preset
 
     def import_weights(self, request: WeightImportRequest, progress: Progress) -> list[str]:
-        if request.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {request.dtype!r}")
+        dtype, bar = import_options(request, progress)
         lines = []
         stats = request.stats
         stats_file = Path(request.norm_stats) if request.norm_stats else find_norm_stats(request.source)
@@ -52,39 +61,59 @@ class Pi06WeightImporter:
         elif stats is None:
             lines.append("statistics: none (identity normalisation until `recap train-policy` sees data)")
 
-        def bar(stream: Iterator, total: int) -> Iterator:
-            return progress(stream, total, "import")
-
         name = self.preset or _detect_preset(request.source)
         lines.append(f"preset: {name}")
         model, config, report = import_policy(
-            str(request.source),
+            [str(p) for p in request.sources()],
             IMPORT_PRESETS[name],
             request.spec,
             stats,
             tokenizer=request.tokenizer,
-            dtype=DTYPES[request.dtype],
+            dtype=dtype,
             progress=bar,
         )
-        if config.text_tokenizer_path:
-            # the checkpoint keeps its own copy, so the import outlives the downloaded directory
-            source = Path(config.text_tokenizer_path)
-            request.out.mkdir(parents=True, exist_ok=True)
-            copy = request.out / f"text_tokenizer{source.suffix}"
-            shutil.copyfile(source, copy)
-            config = attrs.evolve(config, text_tokenizer_path=str(copy.resolve()))
-            lines.append(f"tokenizer: {source} (copied to {copy})")
-        else:
-            lines.append(
-                "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data"
-            )
+        config, line = keep_tokenizer(config, request.out)
+        lines.append(line)
         from recap.train.checkpoint import save_policy  # the trainer's stack loads only when importing
 
         save_policy(request.out, model, config, request.spec, stats, DeploymentSettings())
         return lines + report.lines()
 
 
+def import_options(
+    request: WeightImportRequest, progress: Progress
+) -> tuple[torch.dtype, Callable[[Iterator, int], Iterator]]:
+    """The request's dtype (refusing an unknown one) and the tensor progress display of an import."""
+    if request.dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {request.dtype!r}")
+
+    def bar(stream: Iterator, total: int) -> Iterator:
+        return progress(stream, total, "import")
+
+    return DTYPES[request.dtype], bar
+
+
+def keep_tokenizer(config: C, out: Path) -> tuple[C, str]:
+    """``config`` pointing at a copy of its tokenizer inside ``out`` (so the import outlives the downloaded
+    directory), and the report line."""
+    if not config.text_tokenizer_path:
+        return (
+            config,
+            "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data",
+        )
+    source = Path(config.text_tokenizer_path)
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / f"text_tokenizer{source.suffix}"
+    shutil.copyfile(source, copy)
+    return attrs.evolve(
+        config, text_tokenizer_path=str(copy.resolve())
+    ), f"tokenizer: {source} (copied to {copy})"
+
+
 def _detect_preset(source: Path) -> str:
-    """``pi0`` when the checkpoint feeds state through ``state_proj`` (pi0's continuous state token)."""
+    """``pi06`` for a Gemma 3 checkpoint, ``pi0`` when the checkpoint feeds state through ``state_proj`` (pi0's
+    continuous state token), ``pi05`` otherwise."""
     names = CheckpointFiles(source).names()
+    if is_gemma3(names):
+        return "pi06"
     return "pi0" if any(n.rsplit(".", 2)[-2:-1] == ["state_proj"] for n in names) else "pi05"
