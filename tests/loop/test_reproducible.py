@@ -7,33 +7,21 @@ Drives the installed CLI with the shipped plugins, so it skips where they are no
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from safetensors.numpy import load_file
+from test_demo_smoke import _env, _recap, pytestmark  # noqa: F401 - the same plugins and CLI as the smoke run
 
 from recap.data import EpisodeStore
 from recap.train.checkpoint import WEIGHTS
 
-NEEDED = ("recap_bimanual", "recap_distributional_value", "recap_advantage_conditioning")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        any(importlib.util.find_spec(m) is None for m in NEEDED),
-        reason="needs the sim, value and extractor plugins",
-    ),
-]
-
-#: every stage of the smoke loop, as small as it goes: 4 demonstrations (some succeed, so SFT runs) and 4
+#: every stage of the smoke loop, as small as it goes: 5 demonstrations (the fifth succeeds, so SFT runs) and 4
 #: collected episodes (2 watched by the expert) split over 2 workers, a few dozen optimiser steps per stage
 SMALL = [
-    "--collect.demos", "4", "--collect.episodes-per-iteration", "4", "--collect.eval-episodes", "2",
+    "--collect.demos", "5", "--collect.episodes-per-iteration", "4", "--collect.eval-episodes", "2",
     "--collect.workers", "2",
     "--value-pretrain.trainer.steps", "20", "--value-finetune.trainer.steps", "10",
     "--policy-pretrain.trainer.steps", "30", "--policy-sft.trainer.steps", "10",
@@ -42,10 +30,8 @@ SMALL = [
 
 
 def _run(out: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "RECAP_NO_ENTRYPOINTS"}
-    env.setdefault("MUJOCO_GL", "egl")
-    cmd = [sys.executable, "-m", "recap.cli.main", "loop", "smoke", "--out", str(out), *SMALL]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    cmd = _recap("loop", "smoke", "--out", str(out), *SMALL)
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -78,7 +64,7 @@ def test_same_config_and_seed_give_the_same_run(tmp_path):
     _run(second)
 
     a, b = _episodes(first), _episodes(second)
-    assert sorted(a) == sorted(b) and len(a) == 8
+    assert sorted(a) == sorted(b) and len(a) == 9
     assert {stage for stage, _ in a} == {"demos", "collect-1"}
     for key in a:
         assert a[key]["meta"] == b[key]["meta"], key
