@@ -8,7 +8,8 @@ Stage functions take the run, their stage directory and keyword arguments, and r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,6 @@ class LoopRun:
         """Open (or create) the run directory ``cfg.out`` and its store; record the resolved config."""
         from recap.loop.experience import backend_spec
 
-        if cfg.deterministic:
-            use_deterministic_algorithms()
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
         recap_config.dump(cfg, out / "config.toml", registry)
@@ -92,12 +91,20 @@ class LoopRun:
         )
 
 
-def use_deterministic_algorithms() -> None:
-    """Torch kernels that give the same bits on every run (CUDA's need a fixed cuBLAS workspace)."""
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """Within the block, torch kernels give the same bits on every run when ``enabled`` (CUDA's need a fixed
+    cuBLAS workspace); the previous setting is restored after it."""
     import torch
 
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
+    before = torch.are_deterministic_algorithms_enabled()
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def by_provenance(episodes: Iterable[EpisodeMeta]) -> list[EpisodeMeta]:
