@@ -34,6 +34,10 @@ class StoreError(RecapError, OSError):
     """The episode store is unreadable, corrupt or was used wrongly."""
 
 
+class PolicyUnavailableError(RecapError, ConnectionError):
+    """A policy that lives elsewhere (a policy server) cannot be reached right now; retrying may succeed."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' Did you mean ...?' suffix listing close matches, or '' when there are none."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)

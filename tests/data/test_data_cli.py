@@ -1,7 +1,12 @@
+import importlib.util
 import json
+
+import pytest
+import torch
 
 from recap.cli.main import main
 from recap.data.store import EpisodeStore
+from recap.plugins import load_registry, set_registry
 
 
 def test_info_counts_by_task_source_success(filled, capsys):
@@ -66,3 +71,23 @@ def test_info_lists_episode_ids(filled, capsys):
     assert main(["data", "info", str(filled.root), "--list"]) == 0
     out = capsys.readouterr().out
     assert all(m.episode_id in out for m in filled.episodes())
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("recap_bimanual") is None, reason="needs the simulated robot plugin"
+)
+def test_collect_records_into_a_video_store(tmp_path):
+    previous = set_registry(load_registry(entrypoints=True))  # the shipped sim plugin, installed
+    try:
+        _collect_into_a_video_store(tmp_path / "video")
+    finally:
+        set_registry(previous)
+
+
+def _collect_into_a_video_store(store):
+    args = ["collect", "--store", str(store), "--episodes", "1", "--image-codec", "h264", "--time-limit", "6"]
+    assert main([*args, "--backend.cameras", "cam_high", "cam_left_wrist", "--no-progress"]) == 0
+    recorded = EpisodeStore.open(store)
+    assert recorded.image_codec == "h264" and [m.length for m in recorded.episodes()] == [6]
+    frames = recorded.load(recorded.episodes()[0].episode_id).steps["observation.images.cam_left_wrist"]
+    assert frames.shape == (6, *recorded.spec.camera("cam_left_wrist").shape) and frames.dtype == torch.uint8

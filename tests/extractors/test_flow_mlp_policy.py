@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from recap.builtins.mlp_flow import FlowMLPConfig, FlowMLPPolicy
 from recap.data import keys
@@ -14,6 +15,7 @@ from recap.errors import ConfigError, SchemaError
 from recap.nn import sample_flow_time
 from recap.plugins import load_registry
 from recap.testing.policy_suite import PolicyConformance, make_batch, observation_of
+from recap.train.checkpoint import load_weights
 
 SPEC = RobotSpec(
     cameras=(CameraSpec("cam_high", 24, 32),), state_dim=3, action_dim=2, env_state_dim=2, joint_names=()
@@ -115,7 +117,7 @@ def test_min_std_floors_a_joint_that_barely_moves():
     )
 
 
-def test_checkpoints_with_the_old_flat_buffer_names_still_load():
+def test_checkpoints_with_the_old_flat_buffer_names_still_load(tmp_path):
     batch = make_batch(SPEC, batch_size=64, chunk_size=4)
     trained = FlowMLPPolicy(STATE_ONLY, SPEC, _stats_for(batch))
     old_names = {
@@ -127,6 +129,12 @@ def test_checkpoints_with_the_old_flat_buffer_names_still_load():
     fresh.load_state_dict(old_names)  # strict: every key must map
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[key], value)
+    # and through the checkpoint loader every command uses
+    save_file(old_names, str(tmp_path / "model.safetensors"))
+    via_file = FlowMLPPolicy(STATE_ONLY, SPEC, None)
+    load_weights(via_file, tmp_path)
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(via_file.state_dict()[key], value)
 
 
 def test_flow_time_distribution():

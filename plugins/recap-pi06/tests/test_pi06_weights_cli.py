@@ -4,6 +4,7 @@ tokenizer and norm_stats.json come along, the report names what was skipped, and
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import safetensors.torch
@@ -14,6 +15,7 @@ from test_pi06_import_pi05 import openpi_pi05_state
 from recap.cli.main import main
 from recap.data.store import EpisodeStore
 from recap.plugins import load_registry, set_registry
+from recap.testing.policy_suite import make_batch
 from recap.train.checkpoint import load_policy
 
 pytest.importorskip("sentencepiece")
@@ -56,7 +58,18 @@ def test_cli_imports_a_pi05_checkpoint(tmp_path, registry, capsys):
     assert "skipped paligemma_with_expert.gemma_expert.lm_head.weight" in printed
     assert "statistics: " in printed and "norm_stats.json" in printed
     policy, _ = load_policy(out, registry)
-    assert policy.config.text_tokenizer_path == str((out / "text_tokenizer.model").resolve())
+    assert policy.config.text_tokenizer_path == ""  # the tokenizer travels in the weights, not as a path
+    import sentencepiece
+
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(src / "tokenizer.model"))
+    want = [sp.encode("open the drawer")]
+    shutil.rmtree(src)  # the download can go: the import does not need it any more
+    policy, _ = load_policy(out, registry)
+    assert policy.trunk.text.encode(["open the drawer"]) == want
+    policy.fit_to_data(make_batch(one_camera_spec(state_dim=4, action_dim=3), batch_size=2, chunk_size=5))
+    assert (
+        policy.trunk.text.encode(["open the drawer"]) == want
+    )  # fine-tuning keeps the checkpoint's tokenizer
     assert policy.trunk.text.bos_id == 2
     assert torch.equal(policy.trunk.norm.of("action").q01, torch.full((3,), -3.0))
     assert policy.config.normalization == "quantile"

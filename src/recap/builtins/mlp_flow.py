@@ -33,7 +33,9 @@ from recap.data.stats import NormStats
 from recap.errors import ConfigError, SchemaError
 from recap.nn import FeatureNormalizers, flow_matching_path, masked_chunk_mean, rename_on_load
 from recap.nn.normalizer import DEFAULT_MIN_STD, NORMALIZATION_MODES
+from recap.nn.rtc import guided_velocity, inpainting_weights
 from recap.plugins import hookimpl
+from recap.protocols.policy import Inpainting
 
 #: indicator embedding rows
 NEGATIVE, POSITIVE, DROPPED = 0, 1, 2
@@ -261,6 +263,21 @@ class FlowMLPPolicy(nn.Module):
         With ``indicator`` given and ``guidance`` not in {0, 1}: ``v = v_u + guidance * (v_c - v_u)``, the
         conditional and unconditional branches stacked into one forward pass per step.
         """
+        return self.sample_flow(obs, indicator, guidance, generator=generator)
+
+    @torch.no_grad()
+    def sample_flow(
+        self,
+        obs: TensorDict,
+        indicator: torch.Tensor | bool | None = True,
+        guidance: float = 1.0,
+        *,
+        noise: torch.Tensor | None = None,
+        inpainting: Inpainting | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``sample_actions`` from a given start ``noise`` (normalised units, not scaled by ``noise_scale``),
+        optionally guided by real-time chunking (``recap.protocols.FlowPolicy``, ``recap.nn.rtc``)."""
         size = obs.batch_size[0]
         device = self._freqs.device
         features = self._observation_features(obs)
@@ -275,15 +292,39 @@ class FlowMLPPolicy(nn.Module):
             tokens = cond
         context = torch.cat([features, self.indicator_embed(tokens)], dim=-1)
         shape = (size, self.chunk_size, self.action_dim)
-        x = torch.randn(shape, generator=generator, device=device) * self.config.noise_scale
+        if noise is None:
+            x = torch.randn(shape, generator=generator, device=device) * self.config.noise_scale
+        elif tuple(noise.shape) != shape:
+            raise SchemaError(
+                f"noise must have shape {list(shape)} (batch, chunk, action), got {list(noise.shape)}"
+            )
+        else:
+            x = noise.to(device=device, dtype=torch.float32)
+
+        def velocity(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+            if not guided:
+                return self._velocity(x, tau, context)
+            v_c, v_u = self._velocity(torch.cat([x, x]), torch.cat([tau, tau]), context).chunk(2)
+            return v_u + guidance * (v_c - v_u)
+
+        if inpainting is not None:
+            target = self.norm.normalize(keys.ACTION, inpainting.target.to(device).float())
+            weights = inpainting_weights(self.chunk_size, inpainting.frozen, inpainting.guided)
         steps = self.config.num_steps
         for i in range(steps):
-            tau = torch.full((context.shape[0],), 1.0 - i / steps, device=device)
-            if guided:
-                v_c, v_u = self._velocity(torch.cat([x, x]), tau, context).chunk(2)
-                v = v_u + guidance * (v_c - v_u)
+            level = 1.0 - i / steps
+            tau = torch.full((size,), level, device=device)
+            if inpainting is None:
+                v = velocity(x, tau)
             else:
-                v = self._velocity(x, tau, context)
+                v = guided_velocity(
+                    lambda x_in, tau=tau: velocity(x_in, tau),
+                    x,
+                    level,
+                    target,
+                    weights,
+                    inpainting.max_guidance,
+                )
             x = x - v / steps
         return self.norm.unnormalize(keys.ACTION, x)
 

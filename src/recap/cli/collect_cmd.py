@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -22,6 +22,7 @@ from recap.config import BackendConfig, DemonstratorConfig, PluginConfig, Teleop
 from recap.data import EpisodeStore
 from recap.errors import ConfigError
 from recap.plugins import get_registry
+from recap.rollout.chunking import Execution
 from recap.rollout.seeds import check_training_seeds
 
 #: The registered implementations a rollout command starts from, when they are installed.
@@ -39,8 +40,8 @@ class RolloutSettings:
 
     Attributes:
         backend: the robot, by registered name (``backend:aloha-sim --backend.cameras cam_high``).
-        policy: a policy checkpoint directory (sampled with its saved deployment settings); replaces the
-            demonstrator.
+        policy: a policy checkpoint directory (sampled with its saved deployment settings) or a policy server
+            URL ``ws://HOST:PORT`` (``recap serve``; the served checkpoint's settings); replaces the demonstrator.
         demonstrator: the scripted/teleoperated actor used when no policy is given.
         teleoperator: an operator that may take over (``teleoperator:scripted-expert``); its steps are
             recorded as interventions.
@@ -48,18 +49,27 @@ class RolloutSettings:
         task: the task prompt, given to the backend too when it has a ``task`` setting.
         chunk_execute: actions executed per sampled chunk before re-inferring (default: the whole chunk).
         time_limit: maximum control ticks per episode (default: the backend's).
+        execution: how a policy's chunks run: "sync" (hold while the next chunk is computed), "naive" (async,
+            switch at the boundary) or "rtc" (async with real-time chunking); see docs/deploy.md.
+        delay_ticks: inference delay injected in control ticks (simulation); -1 measures it on the wall clock
+            (hardware, remote policies), inference then runs beside the control loop.
         progress: show episodes done, successes and time left.
     """
 
     backend: BackendConfig
-    policy: Path | None = None
+    policy: str | None = None
     demonstrator: DemonstratorConfig | None = None
     teleoperator: TeleoperatorConfig | None = None
     episodes: int = attrs.field(default=50, validator=_positive)
     task: str = "transfer_cube"
     chunk_execute: int | None = None
     time_limit: int | None = None
+    execution: Literal["sync", "naive", "rtc"] = "sync"
+    delay_ticks: int = attrs.field(default=0, validator=attrs.validators.ge(-1))
     progress: bool = True
+
+    def chunk_execution(self) -> Execution:
+        return Execution(self.execution, delay_ticks=None if self.delay_ticks == -1 else self.delay_ticks)
 
 
 @attrs.frozen(kw_only=True)
@@ -113,10 +123,9 @@ def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple
         config = attrs.evolve(config, task=settings.task)
     deployment, version, policy = None, "", None
     if settings.policy is not None:
-        from recap.train.checkpoint import load_policy
+        from recap.deploy import open_policy
 
-        policy, deployment = load_policy(settings.policy, registry)
-        version = settings.policy.resolve().name
+        policy, deployment, version = open_policy(settings.policy, registry)
         if evaluation:
             config = evaluation_backend_config(config, policy)
     elif settings.demonstrator is None:
@@ -167,6 +176,7 @@ def collect(args: Sequence[str]) -> int:
             policy_version=version if settings.policy_version is None else settings.policy_version,
             robot_id=settings.robot_id,
             progress=settings.progress,
+            execution=settings.chunk_execution(),
         )
     print(f"recorded {len(metas)} episodes into {settings.store}")
     for line in report.lines():

@@ -23,6 +23,7 @@ import attrs
 
 from recap.cli.collect_cmd import RolloutSettings, build_rollout_parts, rollout_defaults
 from recap.cli.overrides import parse_command
+from recap.deploy import is_server_url
 from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings
 
@@ -39,7 +40,8 @@ class EvaluateSettings(RolloutSettings):
         indicator: condition the policy on the improvement indicator: "positive" (I = 1), "negative" (I = 0),
             "none" (unconditioned), or "checkpoint" (as the extractor that trained it deploys it).
         guidance: classifier-free guidance beta (default: the checkpoint's).
-        output: JSON report path (default: <policy>/eval_<task>.json, or eval_<task>.json here).
+        output: JSON report path (default: <policy>/eval_<task>.json, or eval_<task>.json here for a
+            demonstrator or a policy server).
     """
 
     first_episode: int = 0
@@ -84,12 +86,14 @@ def evaluate(args: Sequence[str]) -> int:
             teleoperator=teleop,
             deployment=deployment,
             progress=settings.progress,
+            execution=settings.chunk_execution(),
         )
     for line in report.lines():
         print(line)
     output = settings.output
     if output is None:
-        output = (settings.policy or Path(".")) / f"eval_{settings.task}.json"
+        local = settings.policy is not None and not is_server_url(settings.policy)
+        output = (Path(settings.policy) if local else Path(".")) / f"eval_{settings.task}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "policy": str(settings.policy) if settings.policy else None,

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recap.cli.collect_cmd:collect",
         "record demonstrator/policy episodes (+ interventions) into a store",
     ),
+    "serve": ("recap.cli.serve_cmd:serve", "serve a policy checkpoint to robots (openpi WebSocket protocol)"),
     "weights import": (
         "recap.cli.weights_cmd:import_weights",
         "import a downloaded pi0 / pi0.5 / PaliGemma checkpoint as a recap policy",

@@ -36,6 +36,8 @@ class CollectConfig:
         chunk_execute: actions executed from each predicted chunk before re-inferring.
         time_limit: steps before an episode is cut (and counted a failure).
         workers: rollout processes (episodes are independent; results do not depend on this).
+        serve: collect through a policy server: each iteration's checkpoint is served on a loopback port
+            (``recap.deploy``) and the workers drive the robot through it, the path a robot would use.
     """
 
     demos: int = attrs.field(default=60, validator=positive)
@@ -45,6 +47,7 @@ class CollectConfig:
     chunk_execute: int = attrs.field(default=10, validator=positive)
     time_limit: int = attrs.field(default=400, validator=positive)
     workers: int = attrs.field(default=2, validator=positive)
+    serve: bool = False
 
 
 @attrs.frozen

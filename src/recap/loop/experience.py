@@ -12,6 +12,7 @@ backend (``eval_backend``, else ``backend``), whatever cameras the config lists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from recap import config as recap_config
 from recap.config import BackendConfig
 from recap.data import EpisodeMeta, EpisodeStore, keys
 from recap.data.spec import RobotSpec
+from recap.deploy import open_policy, serving
 from recap.loop.config import LoopConfig
 from recap.loop.run import DEMOS_ITERATION, LoopRun
 from recap.protocols import RobotBackend
@@ -41,7 +43,6 @@ from recap.rollout.collect import (
 from recap.rollout.collect import evaluate as evaluate_rollouts
 from recap.rollout.progress import EpisodeProgress
 from recap.rollout.seeds import evaluation_seeds, training_seeds
-from recap.train.checkpoint import load_policy
 
 PROGRESS = "progress.jsonl"
 
@@ -97,7 +98,7 @@ class _Job:
     expert_seeds: tuple[int, ...] = ()
     store: str = ""
     iteration: int | None = None
-    policy_dir: str = ""
+    policy_dir: str = ""  # a policy checkpoint directory or a policy server URL
     policy_version: str = ""
     guidance: float | None = None  # evaluate with this CFG beta instead of the checkpoint's
 
@@ -109,7 +110,7 @@ def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, 
         demonstrator = cfg.demonstrator
         actor = reg.build(demonstrator, backend)
         return actor, None, backend
-    policy, deployment = load_policy(job.policy_dir, reg)
+    policy, deployment, _ = open_policy(job.policy_dir, reg)
     if job.guidance is not None:
         deployment = attrs.evolve(deployment, guidance=job.guidance)
     if job.mode == "eval":
@@ -329,21 +330,26 @@ def collect_autonomous(run: LoopRun, stage_dir: Path, *, policy: Path, iteration
     cfg = run.cfg
     seeds = training_seeds(cfg.seed, iteration, cfg.collect.episodes_per_iteration)
     share = cfg.collect.intervention_share if cfg.expert is not None else 0.0
-    report = _stage_episodes(
-        run,
-        stage_dir,
-        mode="collect",
-        seeds=seeds,
-        expert=frozenset(s for i, s in enumerate(seeds) if uses_expert(i, share)),
-        store=run.store,
-        iteration=iteration,
-        policy_dir=str(policy),
-        policy_version=f"iteration-{iteration - 1}",
-    )
+    with contextlib.ExitStack() as stack:
+        source = str(policy)
+        if cfg.collect.serve:  # the robot's path: the workers reach the policy through a server
+            source = stack.enter_context(serving(policy, registry=run.registry))
+        report = _stage_episodes(
+            run,
+            stage_dir,
+            mode="collect",
+            seeds=seeds,
+            expert=frozenset(s for i, s in enumerate(seeds) if uses_expert(i, share)),
+            store=run.store,
+            iteration=iteration,
+            policy_dir=source,
+            policy_version=f"iteration-{iteration - 1}",
+        )
     return {
         "label": f"collection {iteration} (policy {iteration - 1})",
         "episodes_metrics": metrics(report),
         "policy": str(policy),
+        **({"served_at": source} if cfg.collect.serve else {}),
     }
 
 

@@ -14,6 +14,7 @@ from recap.nn.flow import (
     sample_flow_time,
 )
 from recap.nn.normalizer import FeatureNormalizers, Normalizer
+from recap.nn.rtc import guidance_weight, guided_velocity, inpainting_weights
 
 __all__ = [
     "ChunkShaped",
@@ -21,6 +22,9 @@ __all__ = [
     "Normalizer",
     "draw_flow",
     "flow_matching_path",
+    "guidance_weight",
+    "guided_velocity",
+    "inpainting_weights",
     "masked_chunk_mean",
     "rename_on_load",
     "sample_flow_time",

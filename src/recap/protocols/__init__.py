@@ -2,7 +2,7 @@
 
 from recap.protocols.extractor import DeploymentSettings, PolicyExtractor
 from recap.protocols.labeler import AdvantageLabeler, EpisodeToLabel, LabelResult
-from recap.protocols.policy import Policy
+from recap.protocols.policy import FlowPolicy, Inpainting, Policy
 from recap.protocols.robot import Demonstrator, RobotBackend, StepResult, Teleoperator
 from recap.protocols.value import ValueEstimator
 from recap.protocols.weights import WeightImporter, WeightImportRequest
@@ -12,6 +12,8 @@ __all__ = [
     "DeploymentSettings",
     "Demonstrator",
     "EpisodeToLabel",
+    "FlowPolicy",
+    "Inpainting",
     "LabelResult",
     "Policy",
     "PolicyExtractor",

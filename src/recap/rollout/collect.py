@@ -19,6 +19,7 @@ from recap.data import EpisodeMeta, EpisodeStore
 from recap.errors import ConfigError
 from recap.protocols import DeploymentSettings, Policy, RobotBackend, Teleoperator
 from recap.rl import mean_time_to_success, success_rate, throughput_ci
+from recap.rollout.chunking import Execution
 from recap.rollout.progress import EpisodeProgress
 from recap.rollout.runner import EpisodeRecord, run_episode
 
@@ -33,6 +34,8 @@ class EpisodeSummary:
     source: str
     episode_id: str = ""
     max_stage: int | None = None  # furthest task stage reached (tells late failures from early ones)
+    held_ticks: int = 0  # ticks without a committed policy action (asynchronous waits, a lost policy server)
+    inference_delays: tuple[int, ...] = attrs.field(default=(), converter=tuple)  # control ticks, per chunk
 
 
 @attrs.frozen
@@ -104,6 +107,8 @@ def _summary(record: EpisodeRecord, episode_id: str = "") -> EpisodeSummary:
         record.source,
         episode_id,
         record.max_stage,
+        0 if record.execution is None else len(record.execution.held_ticks),
+        () if record.execution is None else tuple(record.execution.delays_ticks),
     )
 
 
@@ -149,6 +154,7 @@ def collect(
     iteration: int | None = None,
     stage: str | None = None,
     progress: bool = False,
+    execution: Execution | None = None,
 ) -> tuple[list[EpisodeMeta], RolloutReport]:
     """Run one episode per seed and add each to ``store`` (atomically, as it finishes).
 
@@ -185,6 +191,7 @@ def collect(
         time_limit=time_limit,
         teleoperator=teleoperator,
         deployment=deployment,
+        execution=execution,
     )
     return metas, report
 
@@ -200,8 +207,12 @@ def evaluate(
     teleoperator: Teleoperator | None = None,
     deployment: DeploymentSettings | None = None,
     progress: bool = False,
+    execution: Execution | None = None,
 ) -> RolloutReport:
-    """Run one episode per seed (nothing recorded) and report success rate, throughput and durations."""
+    """Run one episode per seed (nothing recorded) and report success rate, throughput and durations.
+
+    ``execution`` says how a policy's chunks run (sync / naive async / real-time chunking, delay).
+    """
     return _episodes(
         backend,
         actor,
@@ -214,6 +225,7 @@ def evaluate(
         teleoperator=teleoperator,
         deployment=deployment,
         record_images=False,
+        execution=execution,
     )
 
 

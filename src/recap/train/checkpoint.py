@@ -97,21 +97,17 @@ def load_weights(module: nn.Module, path: str | Path) -> None:
     if not file.exists():
         raise StoreError(f"no weights at {file}; expected a checkpoint directory holding {WEIGHTS}")
     state = load_file(str(file))
-    missing, unexpected = _diff_keys(module, state)
-    if missing or unexpected:
-        raise ConfigError(
-            f"weights in {file} do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}. "
-            "Build the model with the config the checkpoint was trained with (its config.toml)."
-        )
+    # load_state_dict runs the modules' pre-hooks first, so checkpoints with renamed keys (rename_on_load) load
     try:
-        module.load_state_dict(state)
+        result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         raise ConfigError(f"weights in {file} do not fit this model (shape mismatch): {exc}") from None
-
-
-def _diff_keys(module: nn.Module, state: dict[str, Any]) -> tuple[list[str], list[str]]:
-    own = set(module.state_dict())
-    return sorted(own - set(state)), sorted(set(state) - own)
+    if result.missing_keys or result.unexpected_keys:
+        raise ConfigError(
+            f"weights in {file} do not fit this model: missing {sorted(result.missing_keys)[:5]}, unexpected "
+            f"{sorted(result.unexpected_keys)[:5]}. Build the model with the config the checkpoint was trained "
+            "with (its config.toml)."
+        )
 
 
 def _write_common(

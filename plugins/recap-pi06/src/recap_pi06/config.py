@@ -1,4 +1,4 @@
-"""Configs and presets of the pi0.6-style VLA (DESIGN.md section 6) and its value-network variant.
+"""Configs and presets of the pi0.6-style VLA (docs/pi06.md) and its value-network variant.
 
 Shapes are nested frozen attrs classes, so a run overrides one field with e.g. ``--policy.backbone.width 256``.
 The full-size presets follow the paper: ``pi06`` is the public Gemma 3 4B VLM (its SigLIP So400m tower at 224 px,
@@ -155,7 +155,7 @@ class Pi06Config(PolicyConfig):
         fast_scale: FAST scale applied to the DCT coefficients before rounding (paper default 10).
         max_prompt_tokens / max_subtask_tokens / max_fast_tokens: segment length caps (longer is truncated).
         num_steps: Euler steps from tau = 1 to 0 when sampling.
-        noise_scale: initial-noise scale when sampling; 0 is deterministic (DESIGN.md section 8).
+        noise_scale: initial-noise scale when sampling; 0 is deterministic (docs/method.md, flow matching).
         uses_env_state: feed ``observation.environment_state`` as one token when the spec has it.
         kv_cache: encode the prefix once into a KV cache when sampling (False re-runs the decoder every step).
         text_tokenizer_path: a local HF ``tokenizers`` JSON file (or a SentencePiece ``.model``) to use instead
@@ -277,7 +277,7 @@ PI06_SMALL = Pi06Config(
     expert=ExpertShape(width=64, mlp_dim=256),
     chunk_size=50,
     fast_vocab_size=1024,
-    noise_scale=0.0,  # deterministic sampling: far more reliable for small CPU policies (DESIGN.md section 8)
+    noise_scale=0.0,  # deterministic sampling: far more reliable for small CPU policies (docs/sim.md)
 )
 PI06_FULL = Pi06Config(
     vision=_GEMMA3_VISION,

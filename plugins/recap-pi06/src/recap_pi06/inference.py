@@ -5,7 +5,7 @@
    ``obs["subtask"]`` when given, so callers can decode at a lower rate than they sample actions.
 3. Append the indicator text ("Advantage: positive" / "negative"; nothing when unconditional).
 4. Integrate the flow from tau = 1 (``x = noise_scale * eps``) to 0 with ``num_steps`` Euler steps,
-   ``x <- x - v / num_steps``. With classifier-free guidance beta != 1 (seeds/004 Eqs. 12-13) the conditional
+   ``x <- x - v / num_steps``. With classifier-free guidance beta != 1 (the paper's Eqs. 12-13, docs/method.md) the conditional
    and unconditional contexts are stacked into one batch and ``v = v_u + beta * (v_c - v_u)``; both share the
    prefix and sub-task (they come before the indicator) and the noise.
 """

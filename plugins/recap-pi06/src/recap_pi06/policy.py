@@ -1,6 +1,6 @@
 """The pi0.6-style policy: backbone (trunk), FAST tokens, flow-matching action expert, advantage indicator.
 
-Training sequence (seeds/004 section V; DESIGN.md section 6)::
+Training sequence (the pi*0.6 paper, section V; docs/pi06.md)::
 
     [images][env][Task: prompt. State:][state bins] -> [SUB] sub-task [EOS] -> Advantage: positive|negative|-
         -> [BOS] FAST tokens [EOS]

@@ -18,6 +18,9 @@ SPECIALS = (PAD, EOS, SUBTASK_START, VALUE)
 POSITIVE_TEXT, NEGATIVE_TEXT = "Advantage: positive", "Advantage: negative"
 #: The begin-of-sequence piece of Gemma / PaliGemma tokenizers, put in front of the prompt when present.
 BOS = "<bos>"
+#: Marks a stored tokenizer that came from a file (a checkpoint's own): it travels in the state dict, so the file
+#: is not needed to load it again, and ``fit`` keeps it.
+FIXED = b"recap-fixed-tokenizer\n"
 
 
 def train_byte_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -114,7 +117,8 @@ def read_tokenizer_file(path: str) -> HFText | SentencePieceText:
 
 
 class TextTokenizer(SerializedState):
-    """Text <-> ids in ``[0, vocab_size)``; the tokenizer file's bytes are the serialised state."""
+    """Text <-> ids in ``[0, vocab_size)``; the tokenizer's bytes are the serialised state (behind ``FIXED`` for
+    one read from a file, which loading a state dict restores without the file)."""
 
     def __init__(self, vocab_size: int, path: str = "") -> None:
         super().__init__()
@@ -122,7 +126,7 @@ class TextTokenizer(SerializedState):
         self.from_file = bool(path)
         backend = read_tokenizer_file(path) if path else HFText(train_byte_bpe([], vocab_size))
         self._use(backend)
-        self._store(backend.serialize())
+        self._store((FIXED if self.from_file else b"") + backend.serialize())
 
     def _use(self, backend: HFText | SentencePieceText) -> None:
         size = backend.size()
@@ -140,7 +144,9 @@ class TextTokenizer(SerializedState):
         self.bos_id = backend.token_id(BOS)
 
     def _parse(self, data: bytes) -> None:
-        self._use(parse_tokenizer(data))
+        fixed = data.startswith(FIXED)
+        self._use(parse_tokenizer(data.removeprefix(FIXED)))
+        self.from_file = self.from_file or fixed
 
     def size(self) -> int:
         """Entries in use (the fitted or loaded vocabulary with recap's special tokens)."""

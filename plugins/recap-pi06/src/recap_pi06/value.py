@@ -1,4 +1,4 @@
-"""The value-network variant (seeds/004 section V-C): the same vision tower and Gemma-style decoder, smaller,
+"""The value-network variant (the pi*0.6 paper, section V-C): the same vision tower and Gemma-style decoder, smaller,
 over ``[images][env][Task: prompt. State:][state bins][VALUE]``; a linear head on the final hidden state of the
 VALUE token (which attends to the whole prefix) gives the logits of p_phi(V | o_t, l) over the value bins.
 The distributional estimator that owns the bins and the cross-entropy wraps this module."""

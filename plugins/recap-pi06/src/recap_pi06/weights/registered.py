@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -72,7 +71,7 @@ class Pi06WeightImporter:
             dtype=dtype,
             progress=bar,
         )
-        config, line = keep_tokenizer(config, request.out)
+        config, line = keep_tokenizer(config)
         lines.append(line)
         from recap.train.checkpoint import save_policy  # the trainer's stack loads only when importing
 
@@ -93,21 +92,17 @@ def import_options(
     return DTYPES[request.dtype], bar
 
 
-def keep_tokenizer(config: C, out: Path) -> tuple[C, str]:
-    """``config`` pointing at a copy of its tokenizer inside ``out`` (so the import outlives the downloaded
-    directory), and the report line."""
+def keep_tokenizer(config: C) -> tuple[C, str]:
+    """``config`` without the tokenizer's path, and the report line: the tokenizer travels in the weights
+    (``trunk.text.blob``, marked as the checkpoint's own), so the import outlives the downloaded directory and
+    fine-tuning never refits it."""
     if not config.text_tokenizer_path:
         return (
             config,
             "tokenizer: none found beside the checkpoint; the byte-level BPE is fitted on your data",
         )
-    source = Path(config.text_tokenizer_path)
-    out.mkdir(parents=True, exist_ok=True)
-    copy = out / f"text_tokenizer{source.suffix}"
-    shutil.copyfile(source, copy)
-    return attrs.evolve(
-        config, text_tokenizer_path=str(copy.resolve())
-    ), f"tokenizer: {source} (copied to {copy})"
+    line = f"tokenizer: {config.text_tokenizer_path} (stored in the checkpoint)"
+    return attrs.evolve(config, text_tokenizer_path=""), line
 
 
 def _detect_preset(source: Path) -> str:

@@ -56,7 +56,7 @@ class Pi06ValueImporter:
             dtype=dtype,
             progress=bar,
         )
-        network, line = keep_tokenizer(network, request.out)
+        network, line = keep_tokenizer(network)
         from recap.train.checkpoint import save_value  # the trainer's stack loads only when importing
 
         config = attrs.evolve(built["config"], network=network)
