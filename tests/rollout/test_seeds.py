@@ -81,6 +81,7 @@ class _Collect:
     episodes_per_iteration: int
     eval_episodes: int
     intervention_share: float = 0.0
+    serve: bool = False
 
 
 @attrs.frozen
