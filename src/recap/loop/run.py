@@ -94,17 +94,21 @@ class LoopRun:
 @contextmanager
 def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     """Within the block, torch kernels give the same bits on every run when ``enabled`` (CUDA's need a fixed
-    cuBLAS workspace); the previous setting is restored after it."""
+    cuBLAS workspace); an op with no deterministic kernel warns rather than stopping the run. The previous
+    setting is restored after it."""
     import torch
 
-    before = torch.are_deterministic_algorithms_enabled()
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def by_provenance(episodes: Iterable[EpisodeMeta]) -> list[EpisodeMeta]:
