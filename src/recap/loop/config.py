@@ -81,9 +81,9 @@ class LoopConfig:
             on it, so runs with different seeds are scored on the same episodes (``recap.rollout.seeds``).
         deterministic: the same config and seed give the same run on one machine (the same episodes, checkpoints
             and evaluation table): torch's deterministic algorithms (slower on a GPU; an op without one warns)
-            and rollouts that sample
-            the policy on one torch thread, so an episode does not depend on ``collect.workers`` or on how many
-            episodes were left to run when a stage resumed. Off: rollout workers share the cores between them.
+            and rollouts that sample the policy on one torch thread, so an episode does not depend on
+            ``collect.workers`` or on how many episodes were left to run when a stage resumed. Off: rollout
+            workers share the cores between them.
         policy_init: a policy checkpoint the pre-training stage fine-tunes instead of training ``policy`` from
             scratch (e.g. public pi0.5 weights from ``recap weights import``; its own config then applies).
     """
