@@ -115,12 +115,10 @@ def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple
     For evaluation with a policy, the backend renders the cameras the policy reads (see
     ``recap.rollout.collect.evaluation_backend_config``).
     """
-    from recap.rollout.collect import check_serves, evaluation_backend_config
+    from recap.rollout.collect import backend_for_task, check_serves, evaluation_backend_config
 
     registry = get_registry()
-    config = settings.backend
-    if "task" in attrs.fields_dict(type(config)):
-        config = attrs.evolve(config, task=settings.task)
+    config = backend_for_task(settings.backend, settings.task)
     deployment, version, policy = None, "", None
     if settings.policy is not None:
         from recap.deploy import open_policy

@@ -36,6 +36,7 @@ from recap.protocols import RobotBackend
 from recap.rollout.collect import (
     EpisodeSummary,
     RolloutReport,
+    backend_for_task,
     check_serves,
     collect,
     evaluation_backend_config,
@@ -49,15 +50,16 @@ PROGRESS = "progress.jsonl"
 
 def backend_spec(cfg: LoopConfig, reg: Any) -> RobotSpec:
     """The spec of the robot the loop collects on (the store's spec)."""
-    backend = _build_backend(cfg.backend, reg)
+    backend = _build_backend(cfg.backend, cfg, reg)
     try:
         return backend.spec
     finally:
         backend.close()
 
 
-def _build_backend(config: BackendConfig, reg: Any) -> RobotBackend:
-    return reg.build(config)
+def _build_backend(config: BackendConfig, cfg: LoopConfig, reg: Any) -> RobotBackend:
+    """The backend of ``config`` running the loop's task."""
+    return reg.build(backend_for_task(config, cfg.task))
 
 
 def uses_expert(i: int, share: float) -> bool:
@@ -106,7 +108,7 @@ class _Job:
 def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, RobotBackend]:
     """(actor, deployment settings, backend) of a job; evaluation renders what the policy reads."""
     if job.mode == "demos":
-        backend = _build_backend(cfg.backend, reg)
+        backend = _build_backend(cfg.backend, cfg, reg)
         demonstrator = cfg.demonstrator
         actor = reg.build(demonstrator, backend)
         return actor, None, backend
@@ -114,9 +116,9 @@ def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, 
     if job.guidance is not None:
         deployment = attrs.evolve(deployment, guidance=job.guidance)
     if job.mode == "eval":
-        backend = _build_backend(evaluation_backend_config(cfg.eval_backend or cfg.backend, policy), reg)
+        backend = _build_backend(evaluation_backend_config(cfg.eval_backend or cfg.backend, policy), cfg, reg)
     else:
-        backend = _build_backend(cfg.backend, reg)
+        backend = _build_backend(cfg.backend, cfg, reg)
     check_serves(backend, policy)
     return policy, deployment, backend
 
