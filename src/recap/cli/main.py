@@ -52,7 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("recap.cli.serve_cmd:serve", "serve a policy checkpoint to robots (openpi WebSocket protocol)"),
     "weights import": (
         "recap.cli.weights_cmd:import_weights",
-        "import a downloaded pi0 / pi0.5 / PaliGemma checkpoint as a recap policy",
+        "import downloaded pi0 / pi0.5 / PaliGemma / Gemma 3 weights as a recap policy or value model",
     ),
     "evaluate": (
         "recap.cli.evaluate_cmd:evaluate",
