@@ -42,6 +42,18 @@ def test_a_spread_of_the_same_preset_gives_its_regenerating_command():
     assert "reduced" not in text and "Regenerate: `python benchmarks/seeds.py --preset smoke" in text
 
 
+def test_a_spread_shrunk_by_overrides_is_not_taken_for_the_preset_itself():
+    shrunk = {
+        **SPREAD,
+        "preset": "demo",
+        "overrides": ["--collect.eval-episodes", "4"],
+        "command": "python benchmarks/seeds.py --preset {preset} --seed N -- --collect.eval-episodes 4 (N = 0, 1)",
+    }
+    text = "\n".join(spread_section(shrunk, "demo"))
+    assert "reduced `demo` preset with `--collect.eval-episodes 4`" in text
+    assert "    python benchmarks/seeds.py --preset demo --seed N (N = 0, 1)" in text
+
+
 def test_no_measurement_shipped_shows_no_number():
     text = "\n".join(spread_section(None, "demo"))
     assert "No multi-seed measurement" in text and not any(c.isdigit() for c in text)

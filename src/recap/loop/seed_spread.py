@@ -62,21 +62,30 @@ def spread_section(spread: dict[str, Any] | None, preset: str) -> list[str]:
             "",
         ]
     seeds = ", ".join(str(s) for s in spread["seeds"])
+    overrides = " ".join(spread.get("overrides", []))
+    measured = f"`{spread['preset']}` preset" + (f" with `{overrides}`" if overrides else "")
     lines += [
-        f"`benchmarks/seeds.py` ran the `{spread['preset']}` preset for run seeds {seeds} ({spread['iterations']}"
+        f"`benchmarks/seeds.py` ran the {measured} for run seeds {seeds} ({spread['iterations']}"
         f" iteration(s), {spread['machine']}, {spread['date']}); mean across seeds with a Student-t 95% interval:",
         "",
         *spread_table(spread),
         "",
     ]
-    if spread["preset"] != preset:
+    if spread["preset"] != preset or overrides:
         lines += [
-            f"This spread was measured on the reduced `{spread['preset']}` preset, not on this run's `{preset}`"
-            " settings, so it shows the machinery, not the spread of this run. Measure it for these settings:",
+            f"This spread was measured on the reduced {measured}, not on this run's `{preset}` settings, so it"
+            " shows the machinery, not the spread of this run. Measure it for these settings:",
             "",
-            f"    {spread['command'].replace('{preset}', preset)}",
+            f"    {_command_for(spread, preset)}",
             "",
         ]
     else:
-        lines += [f"Regenerate: `{spread['command'].replace('{preset}', preset)}`", ""]
+        lines += [f"Regenerate: `{_command_for(spread, preset)}`", ""]
     return lines
+
+
+def _command_for(spread: dict[str, Any], preset: str) -> str:
+    """The benchmark's command for ``preset`` at its own size (the measured run's overrides left out)."""
+    command = spread["command"].replace("{preset}", preset)
+    overrides = " ".join(spread.get("overrides", []))
+    return command.replace(f" -- {overrides}", "") if overrides else command
