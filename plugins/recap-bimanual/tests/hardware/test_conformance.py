@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from recap_bimanual.emulator import EMULATOR_BUS
 from recap_bimanual.hardware.teleop import LeaderArmsConfig, LeaderArmsTeleoperator
 
 from recap.data import keys
@@ -35,9 +36,7 @@ class TestLeaderArmsConformance(TeleoperatorConformance):
 
     @pytest.fixture
     def make_teleoperator(self, leaders):
-        config = LeaderArmsConfig(
-            left_port=leaders[0].port, right_port=leaders[1].port, latency_ms=25.0, retries=4
-        )
+        config = LeaderArmsConfig(left_port=leaders[0].port, right_port=leaders[1].port, **EMULATOR_BUS)
 
         def make(backend):
             backend.console.takeover = True  # the operator holds the pedal: poll returns the leaders' pose

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import numpy as np
 import pytest
 import torch
+from recap_bimanual.emulator import EMULATOR_BUS
 from recap_bimanual.hardware import control_table as ct
 from recap_bimanual.hardware.operator import OperatorConsole, ScriptedInput
 from recap_bimanual.hardware.session import FAULT_LABELLER, record_episode
@@ -42,8 +42,8 @@ def _episode(followers, make_robot, tmp_path, seconds, schedule):
     return out, store
 
 
-def test_one_second_episode_is_recorded_with_its_label_and_jitter(followers, make_robot, tmp_path):
-    out, store = _episode(followers, make_robot, tmp_path, 1.0, {49: ["success"]})
+def test_one_second_episode_is_recorded_with_its_label_and_jitter(quick_followers, make_robot, tmp_path):
+    out, store = _episode(quick_followers, make_robot, tmp_path, 1.0, {49: ["success"]})
     assert out.outcome == "success" and out.record.length == 50
     (meta,) = store.episodes()
     assert (
@@ -65,18 +65,21 @@ def test_one_second_episode_is_recorded_with_its_label_and_jitter(followers, mak
 
 @pytest.mark.slow
 def test_ten_second_episode_at_50hz(followers, make_robot, tmp_path):
+    """500 ticks end to end with no fault. The schedule is checked on a fake clock (test_loop_clock.py); here
+    only what a loaded machine cannot change: never faster than 50 Hz. Achieved rate and jitter on a real host:
+    benchmarks/driver_loop.py."""
     start = time.monotonic()
     out, store = _episode(followers, make_robot, tmp_path, 10.0, {})
     elapsed = time.monotonic() - start
     assert out.record.length == 500 and out.meta.success is None  # time limit, nobody labelled it
-    assert 9.9 < elapsed < 20.0  # the loop never runs fast; a loaded test machine can make it run late
+    assert not out.record.fault
     stats = out.loop_stats
+    assert stats["ticks"] == 500 and stats["rate_hz"] <= 50 + 1e-6 and elapsed >= 499 / 50
     print(
         f"10 s episode: {500 / elapsed:.1f} Hz incl. reset, jitter p50 {stats['jitter_p50_ms']:.3f} ms, "
-        f"p99 {stats['jitter_p99_ms']:.3f} ms, max {stats['jitter_max_ms']:.3f} ms, overruns {stats['overruns']}"
+        f"p99 {stats['jitter_p99_ms']:.3f} ms, max {stats['jitter_max_ms']:.3f} ms, overruns {stats['overruns']}, "
+        f"transient bus faults recovered {stats['recovered_total']}"
     )
-    assert stats["overruns"] <= 50  # ticks more than a whole period late: under 10% even on a loaded machine
-    assert 40.0 < stats["rate_hz"] <= 50.05
     assert store.load(out.meta.episode_id).steps[keys.STATE].shape == (500, 14)
 
 
@@ -118,40 +121,42 @@ def test_fault_keeps_the_episode_up_to_the_fault_and_marks_it(followers, make_ro
     )
 
 
+class HandsOnLeaders(LeaderArmsTeleoperator):
+    """The operator's hands: before each poll both leaders' waists and grippers move one tick further along a
+    0.5 Hz sine (amplitude 0.4 rad on the waist). Driven by the tick, not the wall clock, so what the leaders
+    read at tick t is the same however late a loaded machine runs it."""
+
+    def __init__(self, leaders, config, console) -> None:
+        super().__init__(config, console)
+        self.leaders, self.tick = leaders, 0
+
+    def poll(self, obs):
+        self.tick += 1
+        s = math.sin(2 * math.pi * 0.5 * self.tick / 50)
+        for emu in self.leaders:
+            with emu.lock:
+                emu.motor(1).move_by_hand(2048 + round(0.4 * s / ct.RAD_PER_TICK))
+                emu.motor(9).move_by_hand(2048 + round(400 * s))
+        return super().poll(obs)
+
+
 def test_takeover_followers_track_scripted_leaders_and_steps_are_flagged(
-    followers, leaders, make_robot, tmp_path
+    quick_followers, leaders, make_robot, tmp_path
 ):
     """The operator presses the pedal during tick 20 and releases it during tick 60 (so ticks 21-60 are theirs)
     while moving both leader arms; the followers follow."""
     console = OperatorConsole([ScriptedInput({20: ["engage"], 60: ["release"], 79: ["failure"]})])
-    stop = threading.Event()
-
-    def operator_hands():  # the operator moves the leaders' waists and grippers along a slow sine
-        t0 = time.monotonic()
-        while not stop.is_set():
-            s = math.sin(2 * math.pi * 0.5 * (time.monotonic() - t0))
-            for emu in leaders:
-                with emu.lock:
-                    emu.motor(1).move_by_hand(2048 + round(0.4 * s / ct.RAD_PER_TICK))
-                    emu.motor(9).move_by_hand(2048 + round(400 * s))
-            time.sleep(0.005)
-
-    hands = threading.Thread(target=operator_hands, daemon=True)
-    hands.start()
-    try:
-        with make_robot(
-            *followers, console=console, time_limit=200, max_step_rad=0.2, max_gripper_step=0.2
-        ) as robot:
-            teleop = LeaderArmsTeleoperator(
-                LeaderArmsConfig(left_port=leaders[0].port, right_port=leaders[1].port, latency_ms=25.0),
-                console,
-            )
-            store = _store(tmp_path, robot)
-            out = record_episode(robot, Wave(), store, task="wave", teleoperator=teleop)
-            teleop.close()
-    finally:
-        stop.set()
-        hands.join()
+    with make_robot(
+        *quick_followers, console=console, time_limit=200, max_step_rad=0.2, max_gripper_step=0.2
+    ) as robot:
+        teleop = HandsOnLeaders(
+            leaders,
+            LeaderArmsConfig(left_port=leaders[0].port, right_port=leaders[1].port, **EMULATOR_BUS),
+            console,
+        )
+        store = _store(tmp_path, robot)
+        out = record_episode(robot, Wave(), store, task="wave", teleoperator=teleop)
+        teleop.close()
     flags = out.record.steps[keys.IS_INTERVENTION]
     assert flags.tolist() == [False] * 21 + [True] * 40 + [False] * 19
     meta = out.meta
@@ -160,8 +165,7 @@ def test_takeover_followers_track_scripted_leaders_and_steps_are_flagged(
     action, state = steps[keys.ACTION].numpy(), steps[keys.STATE].numpy()
     # during the takeover the actions are the leader readings (a sine of amplitude 0.4 rad on both waists) ...
     assert np.ptp(action[25:61, 0]) > 0.3 and np.allclose(action[25:61, 0], action[25:61, 7], atol=0.05)
-    # ... and the followers track them: o_{t+2} is where a_t led them (motor lag tau = 30 ms; a tick delayed by
-    # a loaded test machine shows up as a single larger error, hence mean and max bounds)
+    # ... and the followers track them: o_{t+2} is where a_t led them
     for joint, (mean_tol, max_tol) in {0: (0.03, 0.12), 6: (0.05, 0.2), 7: (0.03, 0.12)}.items():
         err = np.abs(state[32:62, joint] - action[30:60, joint])
         assert err.mean() < mean_tol and err.max() < max_tol, (joint, err)

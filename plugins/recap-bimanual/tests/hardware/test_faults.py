@@ -7,12 +7,15 @@ import time
 import numpy as np
 import pytest
 import torch
+from recap_bimanual.emulator import EMULATOR_BUS
 from recap_bimanual.hardware import control_table as ct
 from recap_bimanual.hardware.arm_driver import ArmDriver, HardwareFault
 from recap_bimanual.hardware.arms import VX300S
 from recap_bimanual.hardware.bus import CommFault, MotorBus
 from recap_bimanual.hardware.calibration import ArmCalibration
 from recap_bimanual.hardware.robot import RobotStopped
+
+REPLY_TIMEOUT_MS = EMULATOR_BUS["reply_timeout_ms"]
 
 
 @pytest.fixture
@@ -21,7 +24,7 @@ def arm(follower_bus):
         "left follower",
         VX300S,
         ArmCalibration.default(VX300S),
-        MotorBus(follower_bus.port, name="left follower", latency_ms=25.0, retries=2),
+        MotorBus(follower_bus.port, name="left follower", reply_timeout_ms=REPLY_TIMEOUT_MS, retries=2),
     )
     driver.connect()
     driver.set_torque(True)
@@ -33,11 +36,11 @@ def arm(follower_bus):
 def test_transient_fault_is_recovered_and_counted(arm, kind):
     driver, emu = arm
     before = driver.bus.counters.recovered_total
-    # "late": later than one reply timeout (~53 ms at a 25 ms latency setting), within the retry window
-    emu.inject(kind, count=1, motor_id=4, delay_s=0.08)
+    # "late": 1.2 reply timeouts late: the first try times out, its reply arrives while the bus waits for quiet
+    emu.inject(kind, count=1, motor_id=4, delay_s=1.2 * REPLY_TIMEOUT_MS / 1000)
     q = driver.read()
     assert q.shape == (7,)
-    assert emu.counters.faults_applied[kind] == 1
+    assert emu.counters()["faults_applied"][kind] == 1
     assert driver.bus.counters.recovered_total >= before + 1
     expected = {"drop": "timeout", "bad_crc": "corrupt", "late": "timeout"}[kind]
     assert driver.bus.counters.recovered.get(expected, 0) >= 1
@@ -60,7 +63,7 @@ def test_persistent_drop_names_arm_motor_and_fault(arm):
         driver.read()
     assert info.value.motor_id == 7 and info.value.bus == "left follower"
     assert "motor id 7" in str(info.value) and "timeout" in str(info.value) and "3 tries" in str(info.value)
-    assert emu.counters.faults_applied["drop"] == 3  # every try reached motor 7 and was dropped
+    assert emu.counters()["faults_applied"]["drop"] == 3  # every try reached motor 7 and was dropped
 
 
 def test_overload_is_reported_by_name(arm):
@@ -79,8 +82,9 @@ def test_unplugged_port_is_a_port_fault(arm):
     assert "serial port error" in str(info.value)
 
 
-def _torques(emu, settle_s=0.5):
-    """Torque flags, after giving a broadcast (which gets no reply) time to arrive."""
+def _torques(emu, settle_s=10.0):
+    """Torque flags, once all are off or after ``settle_s``: a broadcast gets no reply, so nothing says when the
+    emulator has read it (a loaded machine may not run its thread for a while)."""
     deadline = time.monotonic() + settle_s
     while any(m.torque for m in emu.motors.values()) and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -132,12 +136,13 @@ def test_transient_faults_during_an_episode_do_not_end_it(followers, make_robot)
             assert not robot.step(torch.zeros(14)).done
         stats = robot.loop_stats()
         assert stats["recovered_total"] >= 3
-        assert left.counters.faults_applied["drop"] == 2 and right.counters.faults_applied["bad_crc"] == 1
+        assert left.counters()["faults_applied"]["drop"] == 2
+        assert right.counters()["faults_applied"]["bad_crc"] == 1
 
 
-def test_hold_goal_is_fresh_when_torque_goes_off(followers, make_robot):
+def test_hold_goal_is_fresh_when_torque_goes_off(still_followers, make_robot):
     """Closing mid-motion: the goals are set to where the arms are, then torque off (never a stale goal)."""
-    left, right = followers
+    left, right = still_followers
     robot = make_robot(left, right, max_step_rad=0.2)
     robot.reset("pick")
     for _ in range(3):
@@ -147,7 +152,7 @@ def test_hold_goal_is_fresh_when_torque_goes_off(followers, make_robot):
         for m in emu.motors.values():
             assert not m.torque
             goal, present = m.get("Goal_Position"), m.get("Present_Position")
-            assert abs(goal - present) < 0.15 / ct.RAD_PER_TICK
+            assert abs(goal - present) < 40  # the stale goal (0.6 rad) is 391 ticks away
     assert np.isfinite(robot.loop_stats()["jitter_p99_ms"])
 
 
@@ -155,7 +160,7 @@ def test_emulator_in_a_child_process_takes_commands():
     from recap_bimanual.emulator.process import EmulatorProcess
 
     with EmulatorProcess("wx250s") as emu:
-        bus = MotorBus(emu.port, latency_ms=25.0)
+        bus = MotorBus(emu.port, **EMULATOR_BUS)  # spawned: a fresh interpreter, as the benchmark uses it
         bus.open()
         assert bus.ping(8) == ct.MODELS["XL430-W250"].number
         emu.move_by_hand(1, 3000)

@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 import pytest
+from recap_bimanual.emulator import EMULATOR_BUS
 from recap_bimanual.hardware.arms import VX300S, WX250S
 from recap_bimanual.hardware.calibration import (
     ArmCalibration,
@@ -125,44 +126,54 @@ def test_calibrate_from_raw_readings_and_file_roundtrip(tmp_path):
         load_calibration(tmp_path, "robot-9", ("left", "right"))
 
 
-def test_interactive_calibration_against_the_emulator(tmp_path):
+def test_interactive_calibration_against_the_emulator(follower_bus):
     import time
 
-    from recap_bimanual.emulator import emulated_arm
     from recap_bimanual.hardware.arm_driver import ArmDriver
     from recap_bimanual.hardware.bus import MotorBus
     from recap_bimanual.hardware.calibrate import calibrate_on_bus
 
-    with emulated_arm(VX300S) as emu:
-        zero = {i: 1900 + 25 * i for i in VX300S.motor_models}  # where each motor sits in the zero pose (raw)
+    emu = follower_bus
+    zero = {i: 1900 + 25 * i for i in VX300S.motor_models}  # where each motor sits in the zero pose (raw)
 
-        def operator(message: str) -> None:  # does what each prompt asks, on the emulated arm
-            if "zero pose" in message:
-                for i, raw in zero.items():
-                    emu.motor(i).move_by_hand(raw)
-            elif "range" in message:
-                for sign in (-1, 1):
+    def until_sampled() -> None:
+        """Wait until the driver's sampler has folded in a reading of the arm as it is now, however long a
+        loaded machine makes that: of the bus transactions completed after this call, the second was sent
+        after the first ended (so it read this pose), and the third starts only once the sampler has used
+        the second's values."""
+        seen, deadline = bus.counters.transactions, time.monotonic() + 30
+        while bus.counters.transactions < seen + 3:
+            assert time.monotonic() < deadline, "the calibration stopped sampling the arm"
+            time.sleep(0.005)
+
+    def operator(message: str) -> None:  # does what each prompt asks, on the emulated arm
+        if "zero pose" in message:
+            for i, raw in zero.items():
+                emu.motor(i).move_by_hand(raw)
+        elif "range" in message:
+            for sign in (-1, 1):
+                with emu.lock:  # one pose: the sampler never sees half of it
                     for i in (1, 2, 4, 6, 7, 8):
                         emu.motor(i).move_by_hand(zero[i] + sign * 1000)
-                    time.sleep(0.15)
-                for i in (1, 2, 4, 6, 7, 8):
-                    emu.motor(i).move_by_hand(zero[i])
-            elif "open" in message:
-                emu.motor(9).move_by_hand(2700)
-            elif "close" in message:
-                emu.motor(9).move_by_hand(1800)
+                until_sampled()
+            for i in (1, 2, 4, 6, 7, 8):
+                emu.motor(i).move_by_hand(zero[i])
+        elif "open" in message:
+            emu.motor(9).move_by_hand(2700)
+        elif "close" in message:
+            emu.motor(9).move_by_hand(1800)
 
-        bus = MotorBus(emu.port, latency_ms=25.0, retries=4)
-        bus.open()
-        cal = calibrate_on_bus(bus, VX300S, "left", prompt=operator)
-        bus.close()
-        assert cal.homing_offsets[4] == 2048 - zero[4]
-        assert cal.gripper_open - cal.gripper_closed == 900
-        # the waist went 1000 ticks (88 degrees) each way: inside the factory +-180, so calibrated at 85 degrees
-        assert cal.upper[0] == pytest.approx(1000 * 2 * math.pi / 4096 - math.radians(3))
-        for i, raw in zero.items():
-            emu.motor(i).move_by_hand(raw)
-        driver = ArmDriver("left", VX300S, cal, MotorBus(emu.port, latency_ms=25.0, retries=4))
-        driver.connect()
-        assert np.allclose(driver.read()[:6], 0.0, atol=1e-9)  # the zero pose now reads zero, shadows agree
-        driver.close()
+    bus = MotorBus(emu.port, **EMULATOR_BUS)
+    bus.open()
+    cal = calibrate_on_bus(bus, VX300S, "left", prompt=operator)
+    bus.close()
+    assert cal.homing_offsets[4] == 2048 - zero[4]
+    assert cal.gripper_open - cal.gripper_closed == 900
+    # the waist went 1000 ticks (88 degrees) each way: inside the factory +-180, so calibrated at 85 degrees
+    assert cal.upper[0] == pytest.approx(1000 * 2 * math.pi / 4096 - math.radians(3))
+    for i, raw in zero.items():
+        emu.motor(i).move_by_hand(raw)
+    driver = ArmDriver("left", VX300S, cal, MotorBus(emu.port, **EMULATOR_BUS))
+    driver.connect()
+    assert np.allclose(driver.read()[:6], 0.0, atol=1e-9)  # the zero pose now reads zero, shadows agree
+    driver.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from recap_bimanual.emulator import EMULATOR_BUS
 
 from recap import config as rc
 from recap.config import BackendConfig, TeleoperatorConfig
@@ -27,7 +28,7 @@ right_port = "{right.port}"
 image_height = 24
 image_width = 32
 operator_inputs = []
-latency_ms = 10.0
+reply_timeout_ms = 250.0
 retries = 4
 cameras = [{{name = "cam_high", source = "synthetic"}}]
 """
@@ -48,7 +49,7 @@ def test_teleoperator_factory_shares_the_robot_console(registry, followers, lead
     )
     cfg = rc.from_dict(
         TeleoperatorConfig,
-        {"name": "leader-arms", "left_port": leaders[0].port, "right_port": leaders[1].port},
+        {"name": "leader-arms", "left_port": leaders[0].port, "right_port": leaders[1].port, **EMULATOR_BUS},
         registry=registry,
     )
     teleop = registry.get("teleoperator", "leader-arms").build(cfg, robot)

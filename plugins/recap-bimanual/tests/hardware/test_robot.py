@@ -41,11 +41,12 @@ def test_follows_actions_at_50hz_with_jitter_reported(followers, make_robot):
         for _ in range(50):
             result = robot.step(target)
         elapsed = time.monotonic() - start
-        assert (
-            0.97 < elapsed < 1.6
-        )  # 49 periods after the first step; never early, late only under heavy load
+        # never early: at least 49 periods from the first step to the last. How late a loaded machine makes it is
+        # not the driver's doing; the schedule itself is checked on a fake clock (test_loop_clock.py).
+        assert elapsed >= 49 / 50 - 1e-9
         assert torch.allclose(result.obs[keys.STATE], target, atol=0.02)
         stats = robot.loop_stats()
+        assert stats["ticks"] == 50 and stats["rate_hz"] <= 50 + 1e-6 and min(robot.clock.lateness) >= 0
         assert {"jitter_p50_ms", "jitter_p99_ms", "bus_p99_ms"} <= set(stats)
         assert left.motor(9).get("Goal_Position") == robot.arms["left"].cal.gripper_open
 
@@ -63,15 +64,29 @@ def test_goals_are_rate_limited_and_clamped_to_calibration(followers, make_robot
         assert robot.loop_stats()["clipped_steps"] > 0
 
 
-def test_watchdog_holds_position_when_actions_stop(followers, make_robot):
-    left, right = followers
+def test_watchdog_holds_position_when_actions_stop(still_followers, make_robot):
+    left, right = still_followers
     with make_robot(left, right, watchdog_s=0.1, max_step_rad=0.3) as robot:
+        hold, holds = robot.watchdog.on_expire, []  # when each watchdog hold started
+
+        def noted_hold():
+            started = time.monotonic()
+            hold()
+            holds.append(started)
+
+        robot.watchdog.on_expire = noted_hold
         robot.reset("pick")
         for _ in range(3):
             robot.step(torch.tensor([1.5] + [0.0] * 13))  # the waist is moving towards 1.5 rad
-        time.sleep(0.3)  # the policy stalls
+        # the policy stalls: the watchdog must hold the arms. A loaded machine may also trip it between two steps
+        # (which holds too), so the check is on a hold after the last action, not on how many there were.
+        last_action = robot.watchdog.last_feed
+        deadline = time.monotonic() + 30
+        while not any(t > last_action for t in holds):
+            assert time.monotonic() < deadline, "the watchdog never held the arms"
+            time.sleep(0.01)
         waist = left.motor(1)
-        assert robot.watchdog.trips == 1
+        assert robot.watchdog.trips >= 1 and robot.watchdog.last_error is None
         held = waist.get("Goal_Position")
         assert held < 2048 + round(0.9 / ct.RAD_PER_TICK)  # not the commanded 0.9 rad: where it was
         assert abs(held - waist.get("Present_Position")) < 60

@@ -6,7 +6,7 @@ import time
 
 import dynamixel_sdk as sdk
 import pytest
-from recap_bimanual.emulator import DynamixelEmulator, EmulatedMotor
+from recap_bimanual.emulator import EMULATOR_BUS, DynamixelEmulator, EmulatedMotor
 from recap_bimanual.hardware import control_table as ct
 from recap_bimanual.hardware.bus import MotorBus, MotorError
 
@@ -131,7 +131,7 @@ class SdkClient:
 
 class OurClient:
     def __init__(self, port: str) -> None:
-        self.bus = MotorBus(port, latency_ms=25.0, retries=4)  # as the robot tests: see conftest.py
+        self.bus = MotorBus(port, **EMULATOR_BUS)  # as the robot tests: see conftest.py
         self.bus.open()
         self.ping, self.read, self.write = self.bus.ping, self.bus.read, self.bus.write
         self.sync_read, self.sync_write = self.bus.sync_read, self.bus.sync_write

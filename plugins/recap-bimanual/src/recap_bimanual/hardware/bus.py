@@ -10,7 +10,8 @@ request (a wrong joint reading).
 The SDK's stock port handler busy-polls a non-blocking port and allows 34 ms per reply (2 x a 16 ms USB latency
 timer + 2 ms). With the adapter's latency timer at 1 ms (see docs/hardware.md) that turns one lost packet into a
 missed 20 ms tick, so :class:`LowLatencyPort` waits on the port with a short blocking read and uses the configured
-latency for its reply timeout.
+latency for its reply timeout. ``reply_timeout_ms`` overrides that derived timeout explicitly, for a bus whose
+other end can answer later than a motor does (an emulator on a loaded test machine, a slow USB hub).
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ _KIND_TEXT = {
 class LowLatencyPort(sdk.PortHandler):
     """PortHandler that blocks briefly in reads (no busy-poll) and counts bytes both ways."""
 
-    def __init__(self, port_name: str, latency_ms: float = 1.0) -> None:
+    def __init__(
+        self, port_name: str, latency_ms: float = 1.0, reply_timeout_ms: float | None = None
+    ) -> None:
         super().__init__(port_name)
         self.latency_ms = latency_ms
+        self.reply_timeout_ms = 2.0 * latency_ms + 2.0 if reply_timeout_ms is None else reply_timeout_ms
         self.bytes_tx = 0
         self.bytes_rx = 0
 
@@ -83,11 +87,11 @@ class LowLatencyPort(sdk.PortHandler):
 
     def setPacketTimeout(self, packet_length: int) -> None:  # noqa: N802
         self.packet_start_time = self.getCurrentTime()
-        self.packet_timeout = self.tx_time_per_byte * packet_length + 2.0 * self.latency_ms + 2.0
+        self.packet_timeout = self.tx_time_per_byte * packet_length + self.reply_timeout_ms
 
     def reply_timeout_s(self) -> float:
-        """How long a status packet may take after its request (the SDK's 2 x latency + 2 ms, in seconds)."""
-        return (2.0 * self.latency_ms + 2.0) / 1000.0
+        """How long a status packet may take after its request (by default the SDK's 2 x latency + 2 ms)."""
+        return self.reply_timeout_ms / 1000.0
 
     def drop_late_bytes(self) -> int:
         """Read and drop bytes until none has arrived for one reply timeout; returns how many were dropped."""
@@ -139,13 +143,18 @@ class MotorBus:
         name: str = "bus",
         retries: int = 2,
         latency_ms: float = 1.0,
+        reply_timeout_ms: float | None = None,
     ) -> None:
+        if reply_timeout_ms is not None and reply_timeout_ms <= 0:
+            raise ValueError(
+                f"reply_timeout_ms must be positive (None derives it from latency_ms), got {reply_timeout_ms}"
+            )
         if baud not in ct.BAUD_RATES.values():
             raise ValueError(
                 f"baud {baud} is not a Dynamixel X-series rate; use one of {sorted(ct.BAUD_RATES.values())}"
             )
         self.name, self.baud, self.retries = name, baud, retries
-        self.port = LowLatencyPort(port, latency_ms)
+        self.port = LowLatencyPort(port, latency_ms, reply_timeout_ms)
         self.packets = sdk.PacketHandler(2.0)
         self.counters = BusCounters()
         self.alerts: set[int] = set()

@@ -31,6 +31,7 @@ class AlohaHardwareConfig(BackendConfig):
         robot_id: names the calibration file ``<calibration_dir>/<robot_id>.json`` and the recorded episodes.
         left_port, right_port: the followers' serial ports (udev symlinks, see docs/hardware.md).
         baud, latency_ms, retries: bus settings; ``latency_ms`` is the USB adapter's latency timer.
+        reply_timeout_ms: how long a status packet may take (None: 2 x latency_ms + 2 ms, right for motors).
         calibration_dir: where calibration files live (None: factory defaults, for first bring-up only).
         cameras, image_height, image_width: camera sources and the recorded frame size.
         fps: control rate. time_limit: ticks before an episode ends unlabelled (operator labels it).
@@ -49,6 +50,7 @@ class AlohaHardwareConfig(BackendConfig):
     baud: int = 1_000_000
     latency_ms: float = 1.0
     retries: int = 2
+    reply_timeout_ms: float | None = None
     calibration_dir: str | None = None
     cameras: tuple[CameraConfig, ...] = attrs.field(factory=_default_cameras, converter=tuple)
     image_height: int = 480
@@ -70,3 +72,5 @@ class AlohaHardwareConfig(BackendConfig):
             raise ConfigError("fps, time_limit, image_height and image_width must be positive")
         if self.max_step_rad <= 0 or self.max_gripper_step <= 0 or self.watchdog_s <= 0:
             raise ConfigError("max_step_rad, max_gripper_step and watchdog_s must be positive")
+        if self.reply_timeout_ms is not None and self.reply_timeout_ms <= 0:
+            raise ConfigError("reply_timeout_ms must be positive, or None to derive it from latency_ms")

@@ -77,6 +77,7 @@ class AlohaHardware:
                     name=f"{a} follower",
                     retries=config.retries,
                     latency_ms=config.latency_ms,
+                    reply_timeout_ms=config.reply_timeout_ms,
                 ),
             )
             for a in ARMS

@@ -41,9 +41,17 @@ class LoopClock:
     that starts more than one period late resets the schedule (counted in ``overruns``) instead of bursting.
     """
 
-    def __init__(self, fps: int, spin_s: float = 0.0005) -> None:
+    def __init__(
+        self,
+        fps: int,
+        spin_s: float = 0.0005,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.period = 1.0 / fps
         self.spin_s = spin_s
+        self._clock, self._sleep = clock, sleep  # injectable, so the schedule can be tested on a fake clock
         self.next: float | None = None
         self.lateness: list[float] = []
         self.overruns = 0
@@ -58,7 +66,7 @@ class LoopClock:
 
     def wait(self) -> float:
         """Block until the next tick; returns its start time."""
-        now = time.monotonic()
+        now = self._clock()
         self.ticks += 1
         if self.next is None:
             self.next = self.first = self.last = now
@@ -66,8 +74,8 @@ class LoopClock:
         self.next += self.period
         remaining = self.next - now
         if remaining > self.spin_s:
-            time.sleep(remaining - self.spin_s)
-        while (now := time.monotonic()) < self.next:
+            self._sleep(remaining - self.spin_s)
+        while (now := self._clock()) < self.next:
             pass
         late = now - self.next
         self.last = now
@@ -78,12 +86,13 @@ class LoopClock:
         return now
 
     def stats(self) -> dict[str, float]:
-        """Achieved rate (ticks per second between the first and last tick) and lateness percentiles (ms)."""
+        """Ticks, achieved rate (ticks per second between the first and last tick), lateness percentiles (ms)."""
         if not self.lateness:
             return {}
         lat = np.asarray(self.lateness) * 1e3
         rate = (self.ticks - 1) / (self.last - self.first) if self.last > self.first else float("nan")
         return {
+            "ticks": self.ticks,
             "rate_hz": rate,
             "jitter_p90_ms": float(np.percentile(lat, 90)),
             "jitter_p50_ms": float(np.percentile(lat, 50)),

@@ -31,6 +31,7 @@ class LeaderArmsConfig(TeleoperatorConfig):
     baud: int = 1_000_000
     latency_ms: float = 1.0
     retries: int = 2
+    reply_timeout_ms: float | None = None  # None: 2 x latency_ms + 2 ms (see AlohaHardwareConfig)
     calibration_dir: str | None = None
     robot_id: str = "aloha"
 
@@ -56,6 +57,7 @@ class LeaderArmsTeleoperator:
                     name=f"{a} leader",
                     retries=config.retries,
                     latency_ms=config.latency_ms,
+                    reply_timeout_ms=config.reply_timeout_ms,
                 ),
                 leader=True,
             )
