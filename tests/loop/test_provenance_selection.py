@@ -50,3 +50,17 @@ def test_iteration_k_reads_the_task_s_data_up_to_k(tmp_path):
     assert sorted(m.seed for m in run.experience_through(0)) == [0, 1]
     assert sorted(m.seed for m in run.experience_through(1)) == [0, 1, 100]
     assert sorted(m.seed for m in run.experience_through(2)) == [0, 1, 100, 200]
+
+
+def test_stages_read_episodes_in_provenance_order_not_recording_order(tmp_path):
+    """Two collection workers finish episodes in any order; ids follow that order, training must not."""
+    store = EpisodeStore.create(tmp_path / "store", SPEC)
+    # ids sort like recording times; recorded out of seed order, as interleaved workers do
+    for i, seed in enumerate((100_002, 100_000, 100_001)):
+        _add(store, iteration=1, stage="collect-1", seed=seed, episode_id=f"a{i}")
+    for i, seed in enumerate((1, 0)):
+        _add(store, source="demonstration", iteration=0, stage="demos", seed=seed, episode_id=f"b{i}")
+    run = LoopRun(types.SimpleNamespace(task="pick"), None, store, StageRunner(tmp_path / "run"), log=print)
+    assert [m.seed for m in store.episodes()] == [100_002, 100_000, 100_001, 1, 0]  # the store: id order
+    assert [m.seed for m in run.experience_through(1)] == [0, 1, 100_000, 100_001, 100_002]
+    assert [m.seed for m in run.demonstrations()] == [0, 1]

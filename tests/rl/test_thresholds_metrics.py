@@ -67,3 +67,24 @@ def test_metric_errors():
         rl.throughput_per_hour(torch.tensor([True]), torch.tensor([1.0, 2.0]))
     with pytest.raises(SchemaError, match="empty"):
         rl.threshold_for_fraction(torch.tensor([]), 0.3)
+
+
+def test_mean_ci_across_runs_is_a_student_t_interval():
+    from recap.rl import mean_ci
+
+    mean, lo, hi = mean_ci([0.4, 0.6])  # std 0.1414, t(1) = 12.706: half width 12.706 * 0.1414 / sqrt(2)
+    assert (
+        mean == pytest.approx(0.5)
+        and hi - mean == pytest.approx(1.2706)
+        and mean - lo == pytest.approx(1.2706)
+    )
+    mean, lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])  # std 1.5811, t(4) = 2.776
+    assert (lo, hi) == (
+        pytest.approx(3 - 2.776 * 1.5811 / 5**0.5, abs=1e-3),
+        pytest.approx(3 + 1.9629, abs=1e-3),
+    )
+    assert mean_ci([7.0, 7.0, 7.0]) == (7.0, 7.0, 7.0)
+    single = mean_ci([0.3])
+    assert single[0] == 0.3 and math.isnan(single[1]) and math.isnan(single[2])
+    with pytest.raises(SchemaError):
+        mean_ci([])

@@ -7,6 +7,7 @@ from recap.cli.main import main
 from recap.config import BackendConfig, DemonstratorConfig
 from recap.data import EpisodeStore
 from recap.plugins import load_registry, module_plugin, set_registry
+from recap.rollout.seeds import EVAL_SEED_BASE
 
 from .toy import ReachBackend, ReachDemonstrator
 
@@ -53,7 +54,9 @@ def test_collect_then_evaluate(toy_registry, tmp_path, capsys):
     assert main([*args, "demonstrator:reach"]) == 0
     report = json.loads(out.read_text())
     assert (
-        report["success_rate"] == 1.0 and len(report["episodes"]) == 4 and report["seeds"] == [100000, 100003]
+        report["success_rate"] == 1.0
+        and len(report["episodes"]) == 4
+        and report["seeds"] == [EVAL_SEED_BASE, EVAL_SEED_BASE + 3]
     )
     assert "throughput" in capsys.readouterr().out
 
@@ -66,3 +69,13 @@ def test_cli_errors_are_reported(toy_registry, tmp_path, capsys):
     assert "nothing to run" in capsys.readouterr().err
     assert main(["collect", "--store", str(tmp_path / "s"), "--episodes", "0"]) == 2
     assert "--episodes must be >= 1" in capsys.readouterr().err
+    # recorded episodes never take evaluation seeds; indicator and guidance need a policy
+    assert (
+        main(
+            ["collect", "--store", str(tmp_path / "s"), "--seed", str(EVAL_SEED_BASE - 1), "--episodes", "2"]
+        )
+        == 2
+    )
+    assert "reach the evaluation seeds" in capsys.readouterr().err
+    assert main(["evaluate", "demonstrator:reach", "--task", "reach", "--indicator", "negative"]) == 2
+    assert "give --policy" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from recap.data import EpisodeStore
 from recap.errors import ConfigError
 from recap.plugins import get_registry
 from recap.rollout.chunking import Execution
+from recap.rollout.seeds import check_training_seeds
 
 #: The registered implementations a rollout command starts from, when they are installed.
 DEFAULT_BACKEND, DEFAULT_DEMONSTRATOR = "aloha-sim", "scripted"
@@ -44,9 +45,8 @@ class RolloutSettings:
         demonstrator: the scripted/teleoperated actor used when no policy is given.
         teleoperator: an operator that may take over (``teleoperator:scripted-expert``); its steps are
             recorded as interventions.
-        episodes: number of episodes (seeds ``seed``, ``seed + 1``, ...).
+        episodes: number of episodes.
         task: the task prompt, given to the backend too when it has a ``task`` setting.
-        seed: seed of the first episode.
         chunk_execute: actions executed per sampled chunk before re-inferring (default: the whole chunk).
         time_limit: maximum control ticks per episode (default: the backend's).
         execution: how a policy's chunks run: "sync" (hold while the next chunk is computed), "naive" (async,
@@ -62,7 +62,6 @@ class RolloutSettings:
     teleoperator: TeleoperatorConfig | None = None
     episodes: int = attrs.field(default=50, validator=_positive)
     task: str = "transfer_cube"
-    seed: int = 0
     chunk_execute: int | None = None
     time_limit: int | None = None
     execution: Literal["sync", "naive", "rtc"] = "sync"
@@ -79,6 +78,8 @@ class CollectSettings(RolloutSettings):
 
     Attributes:
         store: the episode store directory (created if new).
+        seed: seed of the first episode (episodes use seeds ``seed``, ``seed + 1``, ...); recorded episodes
+            stay below the evaluation seeds, so ``recap evaluate`` never scores an episode trained on.
         policy_version: recorded with each episode (default: the checkpoint directory's name).
         robot_id: recorded with each episode.
         image_codec: camera frames of a new store: none (raw), zlib, av1, h264 or lossless (docs/data.md);
@@ -86,6 +87,7 @@ class CollectSettings(RolloutSettings):
     """
 
     store: Path
+    seed: int = 0
     policy_version: str | None = None
     robot_id: str = ""
     image_codec: str = "none"
@@ -113,12 +115,10 @@ def build_rollout_parts(settings: RolloutSettings, *, evaluation: bool) -> tuple
     For evaluation with a policy, the backend renders the cameras the policy reads (see
     ``recap.rollout.collect.evaluation_backend_config``).
     """
-    from recap.rollout.collect import check_serves, evaluation_backend_config
+    from recap.rollout.collect import backend_for_task, check_serves, evaluation_backend_config
 
     registry = get_registry()
-    config = settings.backend
-    if "task" in attrs.fields_dict(type(config)):
-        config = attrs.evolve(config, task=settings.task)
+    config = backend_for_task(settings.backend, settings.task)
     deployment, version, policy = None, "", None
     if settings.policy is not None:
         from recap.deploy import open_policy
@@ -156,6 +156,7 @@ def collect(args: Sequence[str]) -> int:
     from recap.rollout import collect as collect_episodes
 
     settings = parse_command(CollectSettings, rollout_defaults(), args, "recap collect", __doc__)
+    check_training_seeds(settings.seed, settings.episodes)
     robot, actor, deployment, teleop, version = build_rollout_parts(settings, evaluation=False)
     with robot:
         codec = None if settings.image_codec == "none" else settings.image_codec

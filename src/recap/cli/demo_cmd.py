@@ -14,6 +14,7 @@ from recap.cli.loop_cmd import parse_loop_args
 from recap.data import EpisodeStore
 from recap.loop import report
 from recap.loop.recap_loop import STORE, LoopResult, run_loop
+from recap.loop.seed_spread import load_spread, spread_section
 from recap.plugins import get_registry
 from recap.report.values import plot_advantage_histograms, plot_episode_values
 
@@ -34,9 +35,12 @@ def main(args: Sequence[str]) -> int:
     result = run_loop(cfg)
     plots = write_plots(result)
     config_text = recap_config.dumps(cfg, "toml", get_registry())
-    path = report.write_report(result.run_dir, result.summaries, plots, config_text)
+    spread = spread_section(load_spread(), preset)
+    path = report.write_report(result.run_dir, result.summaries, plots, config_text, spread)
     print()
     print(report.table_text(result.summaries))
+    print()
+    print("\n".join(spread).rstrip())
     print(f"\nreport: {path}   ({time.perf_counter() - started:.0f} s this invocation)")
     return 0
 

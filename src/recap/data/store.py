@@ -471,7 +471,8 @@ class EpisodeStore:
             pass
         feats = [keys.STATE, keys.ACTION] + ([keys.ENV_STATE] if self._spec.env_state_dim else [])
         columns: dict[str, list[np.ndarray]] = {k: [] for k in feats}
-        for m in eps:
+        # summed in content order, not id (recording) order: the same episodes give the same bits
+        for m in sorted(eps, key=lambda m: self.content_hash(m.episode_id)):
             arrays = self.arrays(m.episode_id)
             for k in feats:
                 columns[k].append(np.asarray(arrays[k]))

@@ -19,6 +19,7 @@ from recap.config import (
     TeleoperatorConfig,
     ValueEstimatorConfig,
 )
+from recap.rollout.seeds import check_training_plan, evaluation_seeds
 from recap.train.trainer import TrainerConfig
 from recap.validators import fraction, positive
 
@@ -75,7 +76,14 @@ class LoopConfig:
         extractor: the policy extractor of the iterations and the pre-training (Recap: advantage conditioning).
         sft_extractor: the demonstration fine-tuning stage (advantage conditioning with I = 1).
         chunk_size: action chunk H the policy predicts (and the sampler cuts).
-        seed: seeds collection and evaluation (episode i of a stage uses a seed derived from it).
+        seed: the run seed (0..1021): demonstration and collection episode seeds come from its own block of
+            seeds and every training stage's initialisation and batches from it; evaluation seeds do not depend
+            on it, so runs with different seeds are scored on the same episodes (``recap.rollout.seeds``).
+        deterministic: the same config and seed give the same run on one machine (the same episodes, checkpoints
+            and evaluation table): torch's deterministic algorithms (slower on a GPU; an op without one warns)
+            and rollouts that sample the policy on one torch thread, so an episode does not depend on
+            ``collect.workers`` or on how many episodes were left to run when a stage resumed. Off: rollout
+            workers share the cores between them.
         policy_init: a policy checkpoint the pre-training stage fine-tunes instead of training ``policy`` from
             scratch (e.g. public pi0.5 weights from ``recap weights import``; its own config then applies).
     """
@@ -102,3 +110,10 @@ class LoopConfig:
     chunk_size: int = attrs.field(default=20, validator=positive)
     seed: int = 0
     policy_init: Path | None = None
+    deterministic: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        check_training_plan(
+            self.seed, self.iterations, max(self.collect.demos, self.collect.episodes_per_iteration)
+        )
+        evaluation_seeds(self.collect.eval_episodes)

@@ -36,28 +36,30 @@ from recap.protocols import RobotBackend
 from recap.rollout.collect import (
     EpisodeSummary,
     RolloutReport,
+    backend_for_task,
     check_serves,
     collect,
     evaluation_backend_config,
 )
 from recap.rollout.collect import evaluate as evaluate_rollouts
 from recap.rollout.progress import EpisodeProgress
+from recap.rollout.seeds import evaluation_seeds, training_seeds
 
 PROGRESS = "progress.jsonl"
-DEMO_SEEDS, COLLECT_SEEDS, EVAL_SEEDS = 0, 100_000, 10_000_000
 
 
 def backend_spec(cfg: LoopConfig, reg: Any) -> RobotSpec:
     """The spec of the robot the loop collects on (the store's spec)."""
-    backend = _build_backend(cfg.backend, reg)
+    backend = _build_backend(cfg.backend, cfg, reg)
     try:
         return backend.spec
     finally:
         backend.close()
 
 
-def _build_backend(config: BackendConfig, reg: Any) -> RobotBackend:
-    return reg.build(config)
+def _build_backend(config: BackendConfig, cfg: LoopConfig, reg: Any) -> RobotBackend:
+    """The backend of ``config`` running the loop's task."""
+    return reg.build(backend_for_task(config, cfg.task))
 
 
 def uses_expert(i: int, share: float) -> bool:
@@ -106,7 +108,7 @@ class _Job:
 def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, RobotBackend]:
     """(actor, deployment settings, backend) of a job; evaluation renders what the policy reads."""
     if job.mode == "demos":
-        backend = _build_backend(cfg.backend, reg)
+        backend = _build_backend(cfg.backend, cfg, reg)
         demonstrator = cfg.demonstrator
         actor = reg.build(demonstrator, backend)
         return actor, None, backend
@@ -114,9 +116,9 @@ def _actor_and_backend(job: _Job, cfg: LoopConfig, reg: Any) -> tuple[Any, Any, 
     if job.guidance is not None:
         deployment = attrs.evolve(deployment, guidance=job.guidance)
     if job.mode == "eval":
-        backend = _build_backend(evaluation_backend_config(cfg.eval_backend or cfg.backend, policy), reg)
+        backend = _build_backend(evaluation_backend_config(cfg.eval_backend or cfg.backend, policy), cfg, reg)
     else:
-        backend = _build_backend(cfg.backend, reg)
+        backend = _build_backend(cfg.backend, cfg, reg)
     check_serves(backend, policy)
     return policy, deployment, backend
 
@@ -132,10 +134,18 @@ def _run_job(
 
     from recap.plugins import get_registry
 
+    before = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(threads)  # workers share the cores; oversubscribed BLAS threads thrash
+        torch.set_num_threads(threads)
+    try:
+        return _run_seeds(job, on_episode, registry if registry is not None else get_registry())
+    finally:
+        torch.set_num_threads(before)  # in this process, training continues on all its threads
 
-    reg = registry if registry is not None else get_registry()
+
+def _run_seeds(
+    job: _Job, on_episode: Callable[[dict[str, Any]], None] | None, reg: Any
+) -> list[dict[str, Any]]:
     cfg = recap_config.loads(job.cfg_toml, LoopConfig, "toml", reg)
     actor, deployment, backend = _actor_and_backend(job, cfg, reg)
     common = {
@@ -220,14 +230,23 @@ def _done_seeds(stage: str, progress: Path, store: EpisodeStore | None) -> dict[
     return done
 
 
-def _run_jobs(jobs: list[_Job], shown: EpisodeProgress, registry: Any) -> None:
+def _rollout_threads(jobs: int, deterministic: bool) -> int | None:
+    """Torch threads of each rollout job: one when deterministic (an episode then samples the same numbers
+    whichever process runs it and however many run); else workers share the cores (oversubscribed BLAS
+    threads thrash) and a single job in this process keeps its threads."""
+    if deterministic:
+        return 1
+    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _run_jobs(jobs: list[_Job], shown: EpisodeProgress, registry: Any, deterministic: bool) -> None:
     jobs = [j for j in jobs if j.seeds]
     report = lambda summary: shown.update(summary["success"])  # noqa: E731
+    threads = _rollout_threads(len(jobs), deterministic)
     if len(jobs) <= 1:
         for job in jobs:
-            _run_job(job, on_episode=report, registry=registry)
+            _run_job(job, threads, on_episode=report, registry=registry)
         return
-    threads = max(1, (os.cpu_count() or 1) // len(jobs))
     progress = Path(jobs[0].progress_file)
     seen = len(_read_progress(progress))
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
@@ -285,7 +304,7 @@ def _stage_episodes(
         enabled=run.progress,
     )
     try:
-        _run_jobs(jobs, shown, run.registry)
+        _run_jobs(jobs, shown, run.registry, cfg.deterministic)
     finally:
         shown.close()
     by_seed = _read_progress(progress)
@@ -295,7 +314,7 @@ def _stage_episodes(
 def collect_demonstrations(run: LoopRun, stage_dir: Path) -> dict[str, Any]:
     """D_demo: ``collect.demos`` demonstrations of the task, recorded as iteration 0."""
     cfg = run.cfg
-    seeds = [cfg.seed + DEMO_SEEDS + i for i in range(cfg.collect.demos)]
+    seeds = training_seeds(cfg.seed, DEMOS_ITERATION, cfg.collect.demos)
     report = _stage_episodes(
         run,
         stage_dir,
@@ -311,7 +330,7 @@ def collect_demonstrations(run: LoopRun, stage_dir: Path) -> dict[str, Any]:
 def collect_autonomous(run: LoopRun, stage_dir: Path, *, policy: Path, iteration: int) -> dict[str, Any]:
     """Collection ``iteration``: episodes of ``policy`` (pi^(iteration-1)), a share watched by the expert."""
     cfg = run.cfg
-    seeds = [cfg.seed + COLLECT_SEEDS * iteration + i for i in range(cfg.collect.episodes_per_iteration)]
+    seeds = training_seeds(cfg.seed, iteration, cfg.collect.episodes_per_iteration)
     share = cfg.collect.intervention_share if cfg.expert is not None else 0.0
     with contextlib.ExitStack() as stack:
         source = str(policy)
@@ -339,9 +358,10 @@ def collect_autonomous(run: LoopRun, stage_dir: Path, *, policy: Path, iteration
 def evaluate_policy(
     run: LoopRun, stage_dir: Path, *, policy: Path, label: str, guidance: float | None = None
 ) -> dict[str, Any]:
-    """``collect.eval_episodes`` episodes of ``policy`` on the fixed evaluation seeds; nothing recorded."""
+    """``collect.eval_episodes`` episodes of ``policy`` on the evaluation seeds (the same for every run seed,
+    disjoint from every training seed); nothing recorded."""
     cfg = run.cfg
-    seeds = [cfg.seed + EVAL_SEEDS + i for i in range(cfg.collect.eval_episodes)]
+    seeds = evaluation_seeds(cfg.collect.eval_episodes)
     report = _stage_episodes(
         run, stage_dir, mode="eval", seeds=seeds, policy_dir=str(policy), guidance=guidance
     )

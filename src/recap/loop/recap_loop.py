@@ -18,7 +18,7 @@ import attrs
 
 from recap.loop.config import LoopConfig
 from recap.loop.experience import collect_autonomous, collect_demonstrations, evaluate_policy
-from recap.loop.run import STORE, LoopRun
+from recap.loop.run import STORE, LoopRun, deterministic_algorithms
 from recap.loop.training_stages import (
     label_stage,
     policy_checkpoint,
@@ -43,7 +43,12 @@ def run_loop(cfg: LoopConfig, registry: Any = None, log: Callable[[str], None] =
         from recap.plugins import get_registry
 
         registry = get_registry()
-    run = LoopRun.start(cfg, registry, log)
+    with deterministic_algorithms(cfg.deterministic):
+        return _run_stages(LoopRun.start(cfg, registry, log))
+
+
+def _run_stages(run: LoopRun) -> LoopResult:
+    cfg = run.cfg
 
     # D_demo: demonstrations of the task (iteration 0)
     run.stage("demos", collect_demonstrations)

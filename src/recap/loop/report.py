@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,13 @@ def plot_progress(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
 
 
 def write_report(
-    run_dir: Path, summaries: dict[str, dict[str, Any]], plots: dict[str, Path], config_text: str
+    run_dir: Path,
+    summaries: dict[str, dict[str, Any]],
+    plots: dict[str, Path],
+    config_text: str,
+    sections: Sequence[str] = (),
 ) -> Path:
-    """``report.md``: what ran, the table, the plots and where everything lives."""
+    """``report.md``: what ran, the table, ``sections`` (markdown lines), the plots and where everything lives."""
     evals = [s for k, s in summaries.items() if k.startswith("eval-")]
     lines = [
         "# Recap run report",
@@ -120,6 +125,7 @@ def write_report(
             f"- failure rate {100 * fail0:.0f}% -> {100 * fail1:.0f}%",
             "",
         ]
+    lines += sections
     for title, path in plots.items():
         lines += [f"## {title}", "", f"![{title}]({path.relative_to(run_dir)})", ""]
     lines += ["## Resolved configuration", "", "```toml", config_text.rstrip(), "```", ""]

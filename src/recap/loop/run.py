@@ -7,7 +7,9 @@ Stage functions take the run, their stage directory and keyword arguments, and r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +76,42 @@ class LoopRun:
 
     def demonstrations(self) -> list[EpisodeMeta]:
         """D_demo: the demonstrations the loop recorded (every task), for pre-training."""
-        return self.store.episodes(iteration=DEMOS_ITERATION)
+        return by_provenance(self.store.episodes(iteration=DEMOS_ITERATION))
 
     def successful_demonstrations(self) -> list[EpisodeMeta]:
         """The target task's successful demonstrations, for demonstration fine-tuning."""
-        return self.store.episodes(task=self.cfg.task, iteration=DEMOS_ITERATION, success=True)
+        return by_provenance(self.store.episodes(task=self.cfg.task, iteration=DEMOS_ITERATION, success=True))
 
     def experience_through(self, iteration: int) -> list[EpisodeMeta]:
         """D after collection ``iteration``: the task's demonstrations and collections 1..``iteration``."""
-        return [
+        return by_provenance(
             m
             for m in self.store.episodes(task=self.cfg.task)
             if m.iteration is not None and m.iteration <= iteration
-        ]
+        )
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """Within the block, torch kernels give the same bits on every run when ``enabled`` (CUDA's need a fixed
+    cuBLAS workspace); an op with no deterministic kernel warns rather than stopping the run. The previous
+    setting is restored after it."""
+    import torch
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def by_provenance(episodes: Iterable[EpisodeMeta]) -> list[EpisodeMeta]:
+    """Episodes ordered by (iteration, stage, seed), not by id: ids order episodes by the time they were
+    recorded, which depends on how collection workers interleave; training samples by position in this list."""
+    return sorted(episodes, key=lambda m: (m.iteration or 0, m.stage or "", m.seed or 0, m.episode_id))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from recap.config import ExtractorConfig, LabelerConfig
 from recap.data import EpisodeMeta
 from recap.loop.config import StageTraining
@@ -16,7 +18,11 @@ from recap.loop.run import LoopRun
 from recap.train.checkpoint import value_model_id
 from recap.train.labeling import label_store
 from recap.train.policy import POLICY_DIR, train_policy
+from recap.train.trainer import TrainerConfig
 from recap.train.value import VALUE_DIR, train_value
+
+#: trainer seeds of run seeds r and r + 1 are this far apart (a stage's own ``trainer.seed`` is added)
+RUN_SEED_SPACING = 1_000_000
 
 
 def value_checkpoint(stage_dir: Path) -> Path:
@@ -25,6 +31,11 @@ def value_checkpoint(stage_dir: Path) -> Path:
 
 def policy_checkpoint(stage_dir: Path) -> Path:
     return stage_dir / POLICY_DIR
+
+
+def seeded_trainer(run: LoopRun, training: StageTraining) -> TrainerConfig:
+    """The stage's trainer seeded from the run seed: initial weights and batches differ between run seeds."""
+    return attrs.evolve(training.trainer, seed=training.trainer.seed + RUN_SEED_SPACING * run.cfg.seed)
 
 
 def train_value_stage(
@@ -39,7 +50,7 @@ def train_value_stage(
     result = train_value(
         run.store,
         value=run.cfg.value,
-        trainer=training.trainer,
+        trainer=seeded_trainer(run, training),
         out_dir=stage_dir,
         batch_size=training.batch_size,
         episodes=episodes,
@@ -88,7 +99,7 @@ def train_policy_stage(
         run.store,
         policy=run.cfg.policy,
         extractor=extractor,
-        trainer=training.trainer,
+        trainer=seeded_trainer(run, training),
         out_dir=stage_dir,
         batch_size=training.batch_size,
         chunk_size=run.cfg.chunk_size,

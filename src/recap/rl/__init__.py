@@ -4,7 +4,7 @@ No I/O and no modules here; every function documents the equation it implements 
 """
 
 from recap.rl.advantages import mc_advantages, nstep_advantages, standardize_advantages
-from recap.rl.metrics import mean_time_to_success, success_rate, throughput_ci, throughput_per_hour
+from recap.rl.metrics import mean_ci, mean_time_to_success, success_rate, throughput_ci, throughput_per_hour
 from recap.rl.returns import (
     episode_rewards,
     episode_rewards_batched,
@@ -28,6 +28,7 @@ __all__ = [
     "force_interventions",
     "indicators_for_fraction",
     "mc_advantages",
+    "mean_ci",
     "mean_time_to_success",
     "normalize_returns",
     "normalized_mc_returns",

@@ -60,3 +60,25 @@ def mean_time_to_success(successes: torch.Tensor, durations_s: torch.Tensor) -> 
     _episodes(successes, durations_s)
     ok = successes.bool()
     return float(durations_s[ok].double().mean()) if ok.any() else float("nan")
+
+
+#: two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)  # fmt: skip
+
+
+def mean_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean of independent runs' results with a Student-t 95% interval: (mean, low, high).
+
+    One run gives (value, NaN, NaN): a single run says nothing about the spread between runs.
+    """
+    if not values:
+        raise SchemaError("need at least one run's value for a mean")
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return mean, math.nan, math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = (_T975[n - 2] if n - 1 <= len(_T975) else Z95) * std / math.sqrt(n)
+    return mean, mean - half, mean + half

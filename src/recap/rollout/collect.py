@@ -229,6 +229,14 @@ def evaluate(
     )
 
 
+def backend_for_task(config: BackendConfig, task: str) -> BackendConfig:
+    """``config`` set up for ``task`` when the backend has a ``task`` setting (one simulator per task), so the
+    task given to a command or a loop is the task the robot runs; any other backend is used as configured."""
+    if "task" in attrs.fields_dict(type(config)):
+        return attrs.evolve(config, task=task)
+    return config
+
+
 def evaluation_backend_config(config: BackendConfig, policy: Policy) -> BackendConfig:
     """``config`` rendering exactly the cameras ``policy`` reads.
 

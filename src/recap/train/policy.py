@@ -20,7 +20,7 @@ from recap.errors import RecapError
 from recap.train.checkpoint import load_policy, save_policy
 from recap.train.requirements import check_required_keys
 from recap.train.returns import mc_return_columns
-from recap.train.trainer import TrainerConfig, TrainResult, train
+from recap.train.trainer import TrainerConfig, TrainResult, seed_everything, train
 
 #: The finished policy checkpoint inside a training run directory.
 POLICY_DIR = "policy"
@@ -67,6 +67,7 @@ def train_policy(
     reg = registry if registry is not None else get_registry()
     out_dir = Path(out_dir)
     extractor_impl = reg.build(extractor)
+    seed_everything(trainer.seed)  # a fresh model's initial weights follow the trainer's seed
     model, policy_config = _build_policy(store, policy, init_from, chunk_size, reg)
     chosen = store.episodes() if episodes is None else list(episodes)
     sampler = WindowSampler(

@@ -157,7 +157,8 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in kept))
 
 
-def _seed(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and ``random`` (before building a model, so its initial weights follow the seed)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
@@ -218,7 +219,7 @@ class _Run:
             if resolved_config is not None:
                 (self.out_dir / RESOLVED_CONFIG).write_text(resolved_config)
         ddp.barrier(info)
-        _seed(config.seed)
+        seed_everything(config.seed)
         parallel.freeze(self.module, config.freeze)
         latest = ckpt_state.latest_checkpoint(self.out_dir)
         if latest is None and init_from is not None:

@@ -20,7 +20,7 @@ from recap.data.schema import EpisodeMeta
 from recap.errors import LabelError
 from recap.train.checkpoint import read_value_checkpoint, save_value
 from recap.train.returns import mc_return_columns
-from recap.train.trainer import TrainerConfig, TrainResult, train
+from recap.train.trainer import TrainerConfig, TrainResult, seed_everything, train
 
 #: The finished value checkpoint inside a training run directory (``recap label --value RUN/value``).
 VALUE_DIR = "value"
@@ -96,6 +96,7 @@ def train_value(
         value, spec, stats = read_value_checkpoint(init_from, reg)
     else:
         spec, stats = store.spec, store.norm_stats()
+    seed_everything(trainer.seed)  # a fresh estimator's initial weights follow the trainer's seed
     estimator = reg.build(value, spec, stats, registry=reg)
     if cameras is None:
         cameras = getattr(estimator, "input_cameras", None)

@@ -1,0 +1,195 @@
+"""Results over run seeds: the loop preset for S independent seeds, then the mean and a 95% interval across them.
+
+Each seed is its own resumable invocation (hours of CPU spread over several sittings); ``--aggregate`` then
+reads every finished seed:
+
+    python benchmarks/seeds.py --seed 0 --iterations 2           # runs (or resumes) run seed 0 of the demo
+    python benchmarks/seeds.py --seed 1 --iterations 2           # ... one invocation per seed
+    python benchmarks/seeds.py --aggregate --package-data        # tables; the spread `recap demo` prints
+
+A run seed ``N`` derives the demonstration and collection episodes, the initial weights and the training
+batches (``LoopConfig.seed``); evaluation episodes are the same for every seed, so seeds differ only in what
+they learned. Per evaluation stage (pre-trained/SFT, Recap iteration k) it reports success, throughput,
+failure rate, time to success and late failures (episodes that reached the hand-over, stage 4, and still
+failed: the flawed demonstrator's targeted failure).
+
+Writes ``<out>/seed-N/`` (the run directory, with ``results.json`` once finished) and, with ``--aggregate``,
+``<out>/results.md`` and ``<out>/results.json``; ``--package-data`` also writes ``recap/loop/seed_spread.json``,
+which ``recap demo`` prints beside its own run. Arguments after ``--`` are loop overrides
+(``-- --collect.eval-episodes 20``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from extractors import late_failure_rate
+
+from recap.cli.loop_cmd import parse_loop_args
+from recap.data.atomic_json import write_json_atomic
+from recap.loop.recap_loop import run_loop
+from recap.loop.seed_spread import METRICS, SPREAD_FILE, spread_table
+from recap.rl import mean_ci
+
+RESULTS = "results.json"
+PACKAGE_SPREAD = Path(__file__).resolve().parents[1] / "src" / "recap" / "loop" / SPREAD_FILE
+
+
+def _stage_results(run_dir: Path, summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per evaluation stage: its label and the five metrics of one seed."""
+    rows = []
+    for name, summary in summaries.items():
+        if not name.startswith("eval-"):
+            continue
+        m = summary["episodes_metrics"]
+        rows.append(
+            {
+                "stage": name,
+                "label": summary["label"],
+                "metrics": {
+                    "success_rate": m["success_rate"],
+                    "throughput_per_hour": m["throughput_per_hour"],
+                    "failure_rate": 1.0 - m["success_rate"],
+                    "mean_time_to_success_s": m["mean_time_to_success_s"],
+                    "late_failure_rate": late_failure_rate(run_dir / "stages" / name),
+                },
+            }
+        )
+    return rows
+
+
+def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
+    cfg = parse_loop_args([args.preset, *overrides], "benchmarks/seeds.py")
+    run_dir = args.out / f"seed-{args.seed}"
+    cfg = attrs.evolve(cfg, seed=args.seed, iterations=args.iterations, out=run_dir)
+    started = time.perf_counter()
+    result = run_loop(cfg)
+    results = {
+        "preset": args.preset,
+        "overrides": overrides,
+        "seed": args.seed,
+        "iterations": args.iterations,
+        "stages": _stage_results(result.run_dir, result.summaries),
+        "wall_s_this_invocation": round(time.perf_counter() - started, 1),
+    }
+    write_json_atomic(run_dir / RESULTS, results)
+    print(f"wrote {run_dir / RESULTS}")
+    return 0
+
+
+def _finished(out: Path) -> list[dict[str, Any]]:
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob(f"seed-*/{RESULTS}"))]
+    if not runs:
+        sys.exit(f"no finished seed under {out}: run `python benchmarks/seeds.py --seed N` first")
+    kinds = {(r["preset"], tuple(r["overrides"]), r["iterations"]) for r in runs}
+    if len(kinds) > 1:
+        sys.exit(
+            f"the seeds under {out} ran different settings {sorted(kinds)}; aggregate one setting per --out"
+        )
+    return sorted(runs, key=lambda r: r["seed"])
+
+
+def _spread(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per evaluation stage: (mean, low, high) across seeds of each metric (time to success over the seeds
+    that had a success)."""
+    stages = []
+    for i, row in enumerate(runs[0]["stages"]):
+        metrics = {}
+        for key, *_ in METRICS:
+            values = [r["stages"][i]["metrics"][key] for r in runs]
+            values = [v for v in values if v is not None]
+            stats = mean_ci(values) if values else None
+            metrics[key] = None if stats is None else [None if math.isnan(x) else x for x in stats]
+        stages.append({"stage": row["stage"], "label": row["label"], "metrics": metrics})
+    return stages
+
+
+def _per_seed_table(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| seed | stage | " + " | ".join(t for _, t, _, _ in METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for r in runs:
+        for row in r["stages"]:
+            cells = [
+                "-" if row["metrics"][key] is None else fmt.format(scale * row["metrics"][key])
+                for key, _, scale, fmt in METRICS
+            ]
+            lines.append(f"| {r['seed']} | {row['label']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def aggregate(args: argparse.Namespace) -> int:
+    runs = _finished(args.out)
+    first = runs[0]
+    seeds = [r["seed"] for r in runs]
+    overrides = " ".join(first["overrides"])
+    per_seed = f"python benchmarks/seeds.py --preset {{preset}} --iterations {first['iterations']} --seed N"
+    command = f"{per_seed}{' -- ' + overrides if overrides else ''} (N = {', '.join(map(str, seeds))}), then "
+    command += "python benchmarks/seeds.py --aggregate --package-data"
+    spread = {
+        "preset": first["preset"],
+        "overrides": first["overrides"],
+        "iterations": first["iterations"],
+        "seeds": seeds,
+        "command": command,
+        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}), torch {torch.__version__}",
+        "date": date.today().isoformat(),
+        "stages": _spread(runs),
+    }
+    write_json_atomic(args.out / RESULTS, {**spread, "per_seed": runs})
+    lines = [
+        f"# Recap over {len(runs)} seeds: `{first['preset']}` preset, {first['iterations']} iteration(s)",
+        "",
+        f"Command: `{command.replace('{preset}', first['preset'])}`; {spread['machine']}, {spread['date']}.",
+        "",
+        "## Mean across seeds [Student-t 95% interval]",
+        "",
+        *spread_table(spread),
+        "",
+        "## Per seed",
+        "",
+        *_per_seed_table(runs),
+        "",
+    ]
+    (args.out / "results.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    if args.package_data:
+        write_json_atomic(PACKAGE_SPREAD, spread)
+        print(f"wrote {PACKAGE_SPREAD}")
+    return 0
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--seed", type=int, help="run (or resume) this run seed")
+    what.add_argument("--aggregate", action="store_true", help="tables over every finished seed under --out")
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--iterations", type=int, default=2, help="Recap iterations K per seed")
+    ap.add_argument("--out", type=Path, default=Path("runs/seeds"))
+    ap.add_argument(
+        "--package-data", action="store_true", help="with --aggregate: write the package's spread"
+    )
+    args = ap.parse_args(argv)
+    if args.package_data and not args.aggregate:
+        ap.error("--package-data goes with --aggregate")
+    return aggregate(args) if args.aggregate else run_seed(args, overrides)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""The same config and seed give the same run: the smoke loop, run twice with two collection workers (so the
+episodes land in the store in whatever order the workers finish), records the same episodes, writes the same
+checkpoints and the same evaluation tables. Episode ids and wall-clock times are the only differences allowed.
+
+Drives the installed CLI with the shipped plugins, so it skips where they are not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+from test_demo_smoke import _env, _recap, pytestmark  # noqa: F401 - the same plugins and CLI as the smoke run
+
+from recap.data import EpisodeStore
+from recap.train.checkpoint import WEIGHTS
+
+#: every stage of the smoke loop, as small as it goes: 5 demonstrations (the fifth succeeds, so SFT runs) and 4
+#: collected episodes (2 watched by the expert) split over 2 workers, a few dozen optimiser steps per stage
+SMALL = [
+    "--collect.demos", "5", "--collect.episodes-per-iteration", "4", "--collect.eval-episodes", "2",
+    "--collect.workers", "2",
+    "--value-pretrain.trainer.steps", "20", "--value-finetune.trainer.steps", "10",
+    "--policy-pretrain.trainer.steps", "30", "--policy-sft.trainer.steps", "10",
+    "--policy-finetune.trainer.steps", "20",
+]  # fmt: skip
+
+
+def _run(out: Path) -> None:
+    cmd = _recap("loop", "smoke", "--out", str(out), *SMALL)
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def _episodes(run: Path) -> dict[tuple, dict]:
+    """(stage, seed) -> what the store holds for the episode, ids and times left out."""
+    store = EpisodeStore.open(run / "store")
+    out = {}
+    for meta in store.episodes():
+        arrays = store.arrays(meta.episode_id)
+        out[(meta.stage, meta.seed)] = {
+            "meta": (meta.task, meta.success, meta.source, meta.policy_version, meta.length, meta.iteration),
+            "arrays": {k: np.asarray(v) for k, v in arrays.items()},
+        }
+    return out
+
+
+def _checkpoints(run: Path) -> dict[str, dict[str, np.ndarray]]:
+    return {str(p.relative_to(run)): load_file(p) for p in sorted((run / "stages").glob(f"*/*/{WEIGHTS}"))}
+
+
+def _evaluations(run: Path) -> dict[str, dict]:
+    return {
+        p.parent.name: json.loads(p.read_text()) for p in sorted((run / "stages").glob("eval-*/eval.json"))
+    }
+
+
+def test_same_config_and_seed_give_the_same_run(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    _run(first)
+    _run(second)
+
+    a, b = _episodes(first), _episodes(second)
+    assert sorted(a) == sorted(b) and len(a) == 9
+    assert {stage for stage, _ in a} == {"demos", "collect-1"}
+    for key in a:
+        assert a[key]["meta"] == b[key]["meta"], key
+        assert a[key]["arrays"].keys() == b[key]["arrays"].keys(), key
+        for name, array in a[key]["arrays"].items():
+            np.testing.assert_array_equal(array, b[key]["arrays"][name], err_msg=f"{key} {name}")
+
+    wa, wb = _checkpoints(first), _checkpoints(second)
+    assert {Path(p).parts[1] for p in wa} >= {
+        "value-pretrain",
+        "policy-pretrain",
+        "sft",
+        "value-1",
+        "policy-1",
+    }
+    assert wa.keys() == wb.keys()
+    for path, tensors in wa.items():
+        assert tensors.keys() == wb[path].keys(), path
+        for name, tensor in tensors.items():
+            np.testing.assert_array_equal(tensor, wb[path][name], err_msg=f"{path} {name}")
+
+    ea, eb = _evaluations(first), _evaluations(second)
+    assert sorted(ea) == ["eval-0", "eval-1"]
+    assert ea == eb
