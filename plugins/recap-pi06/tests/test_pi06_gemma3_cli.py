@@ -53,6 +53,7 @@ def test_cli_imports_a_gemma3_vlm_as_a_pi06_policy(tmp_path, registry, store, ca
 
 
 def test_cli_imports_gemma3_text_and_siglip_as_a_value_estimator(tmp_path, registry, store, capsys):
+    pytest.importorskip("recap_distributional_value")  # value import builds its estimator
     gemma3_text(tmp_path / "lm")
     siglip_tower(tmp_path / "siglip")
     out = tmp_path / "value"
@@ -69,6 +70,7 @@ def test_cli_imports_gemma3_text_and_siglip_as_a_value_estimator(tmp_path, regis
 
 
 def test_cli_value_import_refuses_a_missing_tower_file(tmp_path, registry, store, capsys):
+    pytest.importorskip("recap_distributional_value")  # value import builds its estimator
     gemma3_text(tmp_path / "lm")
     args = ["weights", "import", str(tmp_path / "lm"), str(tmp_path / "value"), "--importer", "pi06-value"]
     args += ["--vision", str(tmp_path / "nowhere"), "--store", str(store.root), "--no-progress"]
