@@ -10,7 +10,7 @@ import pytest
 from recap import config as recap_config
 from recap.loop.recap_loop import run_loop
 from recap.loop.run import LoopRun
-from recap.plugins import load_registry, set_registry
+from recap.testing.registry import installed_registry
 from recap.testing.tiny_loop import tiny_loop
 
 NEEDED = ("recap_bimanual", "recap_pi06", "recap_distributional_value", "recap_advantage_conditioning")
@@ -33,10 +33,8 @@ def _tiny_pi06_loop(tmp_path, reg):
 @pytest.fixture
 def reg():
     """The installed plugins, also as the process-wide registry (checkpoints name configs through it)."""
-    registry = load_registry(entrypoints=True)
-    previous = set_registry(registry)
-    yield registry
-    set_registry(previous)
+    with installed_registry() as registry:
+        yield registry
 
 
 def test_pi06_runs_through_the_loop_and_is_evaluated_with_its_camera(tmp_path, reg):

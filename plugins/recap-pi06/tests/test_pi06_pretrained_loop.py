@@ -12,8 +12,8 @@ from test_pi06_import_pi05 import TINY_PI05, openpi_pi05_state
 from recap import config as recap_config
 from recap.loop.experience import backend_spec
 from recap.loop.recap_loop import run_loop
-from recap.plugins import load_registry, set_registry
 from recap.protocols import DeploymentSettings
+from recap.testing.registry import installed_registry
 from recap.testing.tiny_loop import tiny_loop
 from recap.train.checkpoint import load_policy, save_policy
 
@@ -28,10 +28,8 @@ pytestmark = [
 
 @pytest.fixture
 def reg():
-    registry = load_registry(entrypoints=True)
-    previous = set_registry(registry)
-    yield registry
-    set_registry(previous)
+    with installed_registry() as registry:
+        yield registry
 
 
 def test_imported_pi05_runs_the_smoke_loop(tmp_path, reg):
