@@ -11,7 +11,8 @@ from recap.cli.main import main
 from recap.config import BackendConfig
 from recap.data import EpisodeStore
 from recap.deploy import PolicyServer, PolicyService
-from recap.plugins import load_registry, module_plugin, set_registry
+from recap.plugins import load_registry, module_plugin
+from recap.testing.registry import process_registry
 
 from .clock import SPEC, ClockBackend, ClockPolicy
 
@@ -30,9 +31,8 @@ def clock_registry():
             "clock", lambda c: ClockBackend(time_limit=c.time_limit), config=ClockBackendConfig
         ),
     )
-    previous = set_registry(load_registry([plugin], entrypoints=False))
-    yield
-    set_registry(previous)
+    with process_registry(load_registry([plugin], entrypoints=False)):
+        yield
 
 
 def test_collect_and_evaluate_through_a_policy_server(clock_registry, tmp_path):

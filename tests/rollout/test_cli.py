@@ -6,8 +6,9 @@ import pytest
 from recap.cli.main import main
 from recap.config import BackendConfig, DemonstratorConfig
 from recap.data import EpisodeStore
-from recap.plugins import load_registry, module_plugin, set_registry
+from recap.plugins import load_registry, module_plugin
 from recap.rollout.seeds import EVAL_SEED_BASE
+from recap.testing.registry import process_registry
 
 from .toy import ReachBackend, ReachDemonstrator
 
@@ -34,9 +35,8 @@ def toy_registry():
             "reach", lambda c, backend: ReachDemonstrator((c or ToyDemoConfig()).target), config=ToyDemoConfig
         ),
     )
-    previous = set_registry(load_registry([plugin], entrypoints=False))
-    yield
-    set_registry(previous)
+    with process_registry(load_registry([plugin], entrypoints=False)):
+        yield
 
 
 def test_collect_then_evaluate(toy_registry, tmp_path, capsys):

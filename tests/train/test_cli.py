@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from recap import config
 from recap.cli.main import main
 from recap.cli.train_value_cmd import TrainValueConfig
-from recap.plugins import set_registry
+from recap.testing.registry import process_registry
 from recap.train import TrainerConfig
 from recap.train.state import checkpoint_dirs
 
@@ -26,9 +26,8 @@ RUNNER = Path(__file__).parent / "cli_runner.py"
 @pytest.fixture(scope="module")
 def reg():
     r = registry()
-    previous = set_registry(r)
-    yield r
-    set_registry(previous)
+    with process_registry(r):
+        yield r
 
 
 def write_config(path: Path, store: Path, out: Path, steps: int, reg) -> Path:

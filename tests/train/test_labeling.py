@@ -8,7 +8,7 @@ import torch
 from recap.builtins.labeler import RecapLabelerConfig
 from recap.data import EpisodeStore, keys
 from recap.errors import LabelError
-from recap.plugins import set_registry
+from recap.testing.registry import process_registry
 from recap.train import TrainerConfig, load_value, value_model_id
 from recap.train.labeling import label_store, observation, predict_values
 from recap.train.value import train_value
@@ -21,9 +21,8 @@ FAST = TrainerConfig(steps=30, lr=1e-2, warmup_steps=2, checkpoint_every=15, log
 @pytest.fixture(scope="module")
 def reg():
     r = registry()
-    previous = set_registry(r)
-    yield r
-    set_registry(previous)
+    with process_registry(r):
+        yield r
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ os.environ["RECAP_NO_ENTRYPOINTS"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from recap.plugins import load_registry, set_registry  # noqa: E402
+from recap.plugins import load_registry  # noqa: E402
+from recap.testing.registry import process_registry
 
 # Tiny models train faster on one thread; on a shared 2-core machine two threads spin-wait (measured: the
 # learning test 25 s on one thread, several minutes on two while other jobs ran).
@@ -17,6 +18,5 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session", autouse=True)
 def registry():
     reg = load_registry(extra_plugins=["recap_distributional_value.plugin"], entrypoints=False)
-    previous = set_registry(reg)
-    yield reg
-    set_registry(previous)
+    with process_registry(reg):
+        yield reg

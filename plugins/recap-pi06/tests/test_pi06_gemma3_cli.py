@@ -12,8 +12,9 @@ from hf_fixtures import one_camera_spec
 
 from recap.cli.main import main
 from recap.data.store import EpisodeStore
-from recap.plugins import load_registry, set_registry
+from recap.plugins import load_registry
 from recap.testing.policy_suite import make_batch
+from recap.testing.registry import process_registry
 from recap.train.checkpoint import load_policy, load_value
 
 pytest.importorskip("transformers")
@@ -26,9 +27,8 @@ def registry():
     reg = load_registry(
         extra_plugins=["recap_pi06.plugin", "recap_distributional_value.plugin"], entrypoints=False
     )
-    previous = set_registry(reg)
-    yield reg
-    set_registry(previous)
+    with process_registry(reg):
+        yield reg
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from recap_pi06.value import Pi06ValueNetwork
 
 from recap.data import keys
 from recap.testing.policy_suite import make_batch
+from recap.testing.registry import process_registry
 from recap.testing.value_suite import ValueEstimatorConformance
 
 dv = pytest.importorskip("recap_distributional_value.estimator")
@@ -36,11 +37,10 @@ class TestPi06ValueInDistributionalEstimator(ValueEstimatorConformance):
     @pytest.fixture
     def checkpoint(self, config, spec, stats):
         """save_value/load_value and the estimator resolve plugin configs through the process registry."""
-        from recap.plugins import load_registry, set_registry
+        from recap.plugins import load_registry
 
         registry = load_registry(
             extra_plugins=["recap_pi06.plugin", "recap_distributional_value.plugin"], entrypoints=False
         )
-        previous = set_registry(registry)
-        yield config, spec, stats, registry
-        set_registry(previous)
+        with process_registry(registry):
+            yield config, spec, stats, registry

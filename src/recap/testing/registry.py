@@ -1,4 +1,4 @@
-"""The installed plugins as the process-wide registry for one test (checkpoints name their configs through it)."""
+"""A registry made the process-wide one for the length of a test (checkpoints name their configs through it)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from recap.plugins import Registry, load_registry, set_registry
 
 
 @contextmanager
-def installed_registry() -> Iterator[Registry]:
-    """Load the installed plugins (entry points included), make them the process-wide registry, restore after."""
-    registry = load_registry(entrypoints=True)
+def process_registry(registry: Registry) -> Iterator[Registry]:
+    """Make ``registry`` the process-wide registry; the previous one is restored on exit."""
     previous = set_registry(registry)
     try:
         yield registry
     finally:
         set_registry(previous)
+
+
+@contextmanager
+def installed_registry() -> Iterator[Registry]:
+    """The installed plugins (entry points included) as the process-wide registry."""
+    with process_registry(load_registry(entrypoints=True)) as registry:
+        yield registry
