@@ -42,7 +42,11 @@ LATE_STAGE = 4
 
 def late_failure_rate(stage_dir: Path) -> float:
     """Share of evaluation episodes that reached the hand-over (stage 4) and still failed."""
-    eps = json.loads((stage_dir / "eval.json").read_text())["episodes"]
+    return late_failure_share(json.loads((stage_dir / "eval.json").read_text())["episodes"])
+
+
+def late_failure_share(eps: list[dict]) -> float:
+    """Share of episode summaries (``success``, ``max_stage``) that reached stage 4 and still failed."""
     late = [e for e in eps if e["success"] is False and (e.get("max_stage") or 0) >= LATE_STAGE]
     return len(late) / max(len(eps), 1)
 

@@ -9,9 +9,9 @@ reads every finished seed:
 
 A run seed ``N`` derives the demonstration and collection episodes, the initial weights and the training
 batches (``LoopConfig.seed``); evaluation episodes are the same for every seed, so seeds differ only in what
-they learned. Per evaluation stage (pre-trained/SFT, Recap iteration k) it reports success, throughput,
-failure rate, time to success and late failures (episodes that reached the hand-over, stage 4, and still
-failed: the flawed demonstrator's targeted failure).
+they learned. For the demonstrator (on its own demonstration seeds), the pre-trained policy (sampled with I = 1),
+SFT and Recap iteration k it reports success, throughput, failure rate, time to success and late failures
+(episodes that reached the hand-over, stage 4, and still failed: the flawed demonstrator's targeted failure).
 
 Writes ``<out>/seed-N/`` (the run directory, with ``results.json`` once finished) and, with ``--aggregate``,
 ``<out>/results.md`` and ``<out>/results.json``; ``--package-data`` also writes ``recap/loop/seed_spread.json``,
@@ -34,39 +34,58 @@ from typing import Any
 
 import attrs
 import torch
-from extractors import late_failure_rate
+from extractors import late_failure_rate, late_failure_share
 
 from recap.cli.loop_cmd import parse_loop_args
 from recap.data.atomic_json import write_json_atomic
+from recap.loop.experience import PROGRESS, evaluate_policy
 from recap.loop.recap_loop import run_loop
+from recap.loop.run import LoopRun
 from recap.loop.seed_spread import METRICS, SPREAD_FILE, spread_table
+from recap.loop.training_stages import policy_checkpoint
+from recap.plugins import get_registry
 from recap.rl import mean_ci
 
 RESULTS = "results.json"
 PACKAGE_SPREAD = Path(__file__).resolve().parents[1] / "src" / "recap" / "loop" / SPREAD_FILE
 
 
+PRETRAINED_EVAL = "eval-pretrain"
+
+
+def _row(name: str, summary: dict[str, Any], late_failures: float) -> dict[str, Any]:
+    m = summary["episodes_metrics"]
+    return {
+        "stage": name,
+        "label": summary["label"],
+        "metrics": {
+            "success_rate": m["success_rate"],
+            "throughput_per_hour": m["throughput_per_hour"],
+            "failure_rate": 1.0 - m["success_rate"],
+            "mean_time_to_success_s": m["mean_time_to_success_s"],
+            "late_failure_rate": late_failures,
+        },
+    }
+
+
 def _stage_results(run_dir: Path, summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per evaluation stage: its label and the five metrics of one seed."""
-    rows = []
-    for name, summary in summaries.items():
-        if not name.startswith("eval-"):
-            continue
-        m = summary["episodes_metrics"]
-        rows.append(
-            {
-                "stage": name,
-                "label": summary["label"],
-                "metrics": {
-                    "success_rate": m["success_rate"],
-                    "throughput_per_hour": m["throughput_per_hour"],
-                    "failure_rate": 1.0 - m["success_rate"],
-                    "mean_time_to_success_s": m["mean_time_to_success_s"],
-                    "late_failure_rate": late_failure_rate(run_dir / "stages" / name),
-                },
-            }
-        )
+    """The five metrics of one seed: the demonstrator (on its own demonstration seeds), then every evaluation
+    stage (the pre-trained policy, SFT, Recap iteration k) on the shared evaluation seeds."""
+    stages = run_dir / "stages"
+    demos = [json.loads(line) for line in (stages / "demos" / PROGRESS).read_text().splitlines() if line]
+    demonstrator = summaries["demos"] | {"label": "demonstrator (its own demonstration seeds)"}
+    rows = [_row("demos", demonstrator, late_failure_share(demos))]
+    evals = [PRETRAINED_EVAL] + [n for n in summaries if n.startswith("eval-") and n != PRETRAINED_EVAL]
+    rows += [_row(n, summaries[n], late_failure_rate(stages / n)) for n in evals]
     return rows
+
+
+def _evaluate_pretrained(cfg: Any, registry: Any) -> dict[str, Any]:
+    """pi_pre (sampled with I = 1) on the evaluation seeds: what the demonstrations alone teach the loop's
+    policy before SFT and before any experience of its own."""
+    run = LoopRun.start(cfg, registry, print)
+    pi_pre = policy_checkpoint(run.runner.dir("policy-pretrain"))
+    return run.stage(PRETRAINED_EVAL, evaluate_policy, policy=pi_pre, label="pre-trained (I = 1)").summary
 
 
 def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -74,13 +93,15 @@ def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
     run_dir = args.out / f"seed-{args.seed}"
     cfg = attrs.evolve(cfg, seed=args.seed, iterations=args.iterations, out=run_dir)
     started = time.perf_counter()
-    result = run_loop(cfg)
+    registry = get_registry()
+    result = run_loop(cfg, registry)
+    summaries = result.summaries | {PRETRAINED_EVAL: _evaluate_pretrained(cfg, registry)}
     results = {
         "preset": args.preset,
         "overrides": overrides,
         "seed": args.seed,
         "iterations": args.iterations,
-        "stages": _stage_results(result.run_dir, result.summaries),
+        "stages": _stage_results(result.run_dir, summaries),
         "wall_s_this_invocation": round(time.perf_counter() - started, 1),
     }
     write_json_atomic(run_dir / RESULTS, results)

@@ -6,6 +6,10 @@ flawless demonstrator measured in the same run, next to what the flaw configurat
 
     python benchmarks/sim_demonstrator.py --seeds 100
     python benchmarks/sim_demonstrator.py --seeds 100 --tasks insertion --settings flawless
+    python benchmarks/sim_demonstrator.py --seeds 100 --expert        # the scripted expert's corrections
+
+``--expert`` runs the settings of ``EXPERT_SETTINGS`` twice, without and with the ``scripted-expert``
+teleoperator watching, and prints the success of each, the episodes it took over in and the mean duration.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from recap_bimanual.sim.backend import AlohaSimBackend, AlohaSimConfig  # noqa: E402
 from recap_bimanual.sim.demonstrator import ScriptedDemonstrator, ScriptedDemonstratorConfig  # noqa: E402
+from recap_bimanual.sim.expert import ScriptedExpert  # noqa: E402
 
 from recap.rollout import evaluate  # noqa: E402
 
@@ -31,6 +36,39 @@ SETTINGS: dict[str, tuple[ScriptedDemonstratorConfig, float, float]] = {
     "hesitation_0.3x25": (ScriptedDemonstratorConfig(hesitation_prob=0.3, hesitation_steps=25), 0.0, None),
     "noise_0.003": (ScriptedDemonstratorConfig(action_noise=0.003), 0.0, 0.0),
 }
+
+
+#: the demonstrator flaws the scripted expert is measured against (its documented table)
+EXPERT_SETTINGS: dict[str, ScriptedDemonstratorConfig] = {
+    "none": ScriptedDemonstratorConfig(),
+    "bad_grasp_0.3": ScriptedDemonstratorConfig(bad_grasp_prob=0.3),
+    "loose_grip_0.3": ScriptedDemonstratorConfig(loose_grip_prob=0.3),
+    "bad_grasp_0.3+loose_grip_0.3+hesitation_0.2": ScriptedDemonstratorConfig(
+        bad_grasp_prob=0.3, loose_grip_prob=0.3, hesitation_prob=0.2
+    ),
+}
+
+
+def expert_table(backend: AlohaSimBackend, task: str, seeds: int) -> None:
+    """Per flaw setting: success without the expert, with it, the episodes it took over in, mean duration."""
+    print(
+        f"{'demonstrator flaws':<46} {'alone':>6} {'expert':>7} {'took over':>9} {'duration(s)':>11} {'wall(s)':>8}"
+    )
+    for name, config in EXPERT_SETTINGS.items():
+        alone = evaluate(backend, ScriptedDemonstrator(config, backend), task=task, seeds=range(seeds))
+        start = time.perf_counter()
+        watched = evaluate(
+            backend,
+            ScriptedDemonstrator(config, backend),
+            task=task,
+            seeds=range(seeds),
+            teleoperator=ScriptedExpert(None, backend),
+        )
+        wall = time.perf_counter() - start
+        print(
+            f"{name:<46} {alone.success_rate:>6.2f} {watched.success_rate:>7.2f} {watched.interventions:>9} "
+            f"{watched.mean_duration_s:>11.2f} {wall:>8.1f}"
+        )
 
 
 def keyframes_before_success(backend: AlohaSimBackend, task: str, seeds: int = 10) -> float:
@@ -48,9 +86,15 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["transfer_cube", "insertion"])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--time-limit", type=int, default=400)
+    parser.add_argument("--expert", action="store_true", help="measure the scripted expert's corrections")
     args = parser.parse_args()
     for task in args.tasks:
         backend = AlohaSimBackend(AlohaSimConfig(task=task, cameras=(), time_limit=args.time_limit))
+        if args.expert:
+            print(f"\n== {task}: scripted expert, {args.seeds} seeds, time limit {args.time_limit} steps ==")
+            expert_table(backend, task, args.seeds)
+            backend.close()
+            continue
         base_time = None
         print(f"\n== {task}: {args.seeds} seeds, time limit {args.time_limit} steps ==")
         print(

@@ -8,7 +8,9 @@ Drives the installed CLI with the shipped plugins, so it skips where they are no
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,43 @@ def _evaluations(run: Path) -> dict[str, dict]:
     }
 
 
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _benchmark(script: str, *args: str) -> str:
+    cmd = [sys.executable, str(BENCHMARKS / script), *args]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
+    """The result scripts of benchmarks/ on a finished run: the seed benchmark (every loop stage reused, the
+    pre-trained policy evaluated), an iteration ablation and the failure table."""
+    seeds = tmp_path / "seeds"
+    shutil.copytree(run, seeds / "seed-0")
+    _benchmark(
+        "seeds.py", "--preset", "smoke", "--iterations", "1", "--seed", "0", "--out", str(seeds), "--", *SMALL
+    )
+    per_seed = json.loads((seeds / "seed-0" / "results.json").read_text())
+    labels = [row["label"] for row in per_seed["stages"]]
+    assert labels[:2] == ["demonstrator (its own demonstration seeds)", "pre-trained (I = 1)"]
+    assert labels[2:] == ["SFT", "Recap iter 1"]
+    assert "| pre-trained (I = 1) |" in _benchmark("seeds.py", "--aggregate", "--out", str(seeds))
+
+    ablated = tmp_path / "ablated"
+    args = ["--out", str(ablated), "--steps", "5", "--eval-episodes", "2", "--force-interventions", "false"]
+    summary = json.loads(_benchmark("ablate_iteration.py", str(run), *args).strip().splitlines()[-1])
+    assert summary["episodes_metrics"]["episodes"] == 2
+    original = json.loads((run / "stages" / "label-1" / "summary.json").read_text())["label_set"]
+    relabelled = json.loads((ablated / "stages" / "label-1" / "summary.json").read_text())["label_set"]
+    assert relabelled != original  # a new label set beside the run's own
+    assert not (run / "stages" / "eval-pretrain").exists()  # the ablated run is only read
+
+    table = _benchmark("failures.py", str(run), str(ablated))
+    assert "| Recap iter 1 (variant) |" in table and "All 2 runs pooled" in table
+
+
 def test_same_config_and_seed_give_the_same_run(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     _run(first)
@@ -89,3 +128,5 @@ def test_same_config_and_seed_give_the_same_run(tmp_path):
     ea, eb = _evaluations(first), _evaluations(second)
     assert sorted(ea) == ["eval-0", "eval-1"]
     assert ea == eb
+
+    _check_benchmarks_read_the_run(first, tmp_path)
