@@ -1,13 +1,14 @@
 """Re-run one Recap iteration of a finished loop run with one thing changed, and evaluate it like the loop.
 
 Takes the run's store, value function ``value-K`` and pre-trained policy as they are, relabels when a labeler
-setting changes, fine-tunes ``policy-K`` from pi_pre again with the variant, and evaluates it on the loop's
-evaluation seeds with the loop's execution settings. The original run directory is read, never changed, except
+setting (or the value function) changes, fine-tunes ``policy-K`` from pi_pre again with the variant (or trains
+it from fresh weights), and evaluates it on the loop's evaluation seeds with the loop's execution settings. The original run directory is read, never changed, except
 that a relabelling adds its label set to the run's store (a new name; existing label sets are untouched).
 
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/seed+1 --trainer-seed-offset 1
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/no-corrections --drop-source correction
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/no-forcing --force-interventions false
+    python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/mc --mode monte_carlo --steps 5000
 
 ``--out`` becomes a run directory of its own (``config.toml``, ``stages/label-K``, ``policy-K``, ``eval-K``),
 so ``benchmarks/failures.py OUT`` reads it like a loop run. Prints the evaluation summary as JSON.
@@ -49,6 +50,18 @@ def main() -> int:
     ap.add_argument("--force-interventions", type=_bool, default=None, help="relabel with this setting")
     ap.add_argument("--positive-fraction", type=float, default=None, help="relabel with this setting")
     ap.add_argument("--lookahead", type=int, default=None, help="relabel with this n-step lookahead N")
+    ap.add_argument(
+        "--mode", choices=("nstep", "monte_carlo"), default=None, help="relabel with this advantage"
+    )
+    ap.add_argument(
+        "--value-stage", default=None, help="relabel with this stage's value function (value-pretrain)"
+    )
+    ap.add_argument("--label-set", default=None, help="train on this label set of the run's store instead")
+    ap.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="train policy-K from fresh weights with the pre-training settings",
+    )
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the run's)")
     ap.add_argument(
         "--eval-episodes", type=int, default=None, help="evaluation episodes (default: the run's)"
@@ -73,21 +86,29 @@ def main() -> int:
             ("force_interventions", args.force_interventions),
             ("positive_fraction", args.positive_fraction),
             ("lookahead", args.lookahead),
+            ("mode", args.mode),
         )
         if value is not None
     }
-    if changes:
+    value_stage = args.value_stage or f"value-{k}"
+    if args.value_stage:
+        changes.setdefault("mode", cfg.finetune_labeler.mode)  # relabel even when no labeler setting changes
+    if changes and args.label_set:
+        raise SystemExit("--label-set and relabelling options exclude each other")
+    if args.label_set:
+        label_set = args.label_set
+    elif changes:
         label_set = run.stage(
             f"label-{k}",
             label_stage,
-            value=value_checkpoint(original.dir(f"value-{k}")),
+            value=value_checkpoint(original.dir(value_stage)),
             labeler=attrs.evolve(cfg.finetune_labeler, **changes),
             episodes=run.experience_through(k),
         ).summary["label_set"]
     else:
         label_set = original.summary(f"label-{k}")["label_set"]
     episodes = [m for m in run.experience_through(k) if m.source not in set(args.drop_source)]
-    training = cfg.policy_finetune
+    training = cfg.policy_pretrain if args.from_scratch else cfg.policy_finetune
     trainer = attrs.evolve(training.trainer, seed=training.trainer.seed + args.trainer_seed_offset)
     if args.steps is not None:
         trainer = attrs.evolve(trainer, steps=args.steps)
@@ -100,7 +121,7 @@ def main() -> int:
             training=training,
             label_set=label_set,
             episodes=episodes,
-            init_from=policy_checkpoint(original.dir("policy-pretrain")),
+            init_from=None if args.from_scratch else policy_checkpoint(original.dir("policy-pretrain")),
         ).dir
     )
     summary = run.stage(
