@@ -121,6 +121,17 @@ def _finished(out: Path) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: r["seed"])
 
 
+#: metrics that are shares (0..1); the others (throughput, time) are only bounded below by 0
+SHARES = ("success_rate", "failure_rate", "late_failure_rate")
+
+
+def _clipped(key: str, stats: tuple[float, float, float]) -> tuple[float, float, float]:
+    """A Student-t interval cut to the metric's range: with few seeds it reaches past 0% or 100%."""
+    mean, low, high = stats
+    top = 1.0 if key in SHARES else math.inf
+    return mean, max(low, 0.0), min(high, top)  # NaN (one seed) stays NaN: max/min keep the first NaN
+
+
 def _spread(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per evaluation stage: (mean, low, high) across seeds of each metric (time to success over the seeds
     that had a success)."""
@@ -130,7 +141,7 @@ def _spread(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key, *_ in METRICS:
             values = [r["stages"][i]["metrics"][key] for r in runs]
             values = [v for v in values if v is not None]
-            stats = mean_ci(values) if values else None
+            stats = _clipped(key, mean_ci(values)) if values else None
             metrics[key] = None if stats is None else [None if math.isnan(x) else x for x in stats]
         stages.append({"stage": row["stage"], "label": row["label"], "metrics": metrics})
     return stages
@@ -175,7 +186,7 @@ def aggregate(args: argparse.Namespace) -> int:
         "",
         f"Command: `{command.replace('{preset}', first['preset'])}`; {spread['machine']}, {spread['date']}.",
         "",
-        "## Mean across seeds [Student-t 95% interval]",
+        "## Mean across seeds [Student-t 95% interval, cut to the metric's range]",
         "",
         *spread_table(spread),
         "",

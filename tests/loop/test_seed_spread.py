@@ -29,17 +29,17 @@ SPREAD = {
 }
 
 
-def test_a_spread_of_another_preset_is_called_the_reduced_preset_with_the_command_for_this_one():
+def test_a_spread_of_another_preset_is_named_as_such_with_the_command_for_this_one():
     text = "\n".join(spread_section(SPREAD, "demo"))
     assert "| SFT | 25% [10%, 40%] | 120 [50, 190] | 75% [60%, 90%] | 6.50 | - |" in text
-    assert "reduced `smoke` preset" in text
+    assert "measured on the `smoke` preset, not on this run's `demo` settings" in text
     assert "python benchmarks/seeds.py --preset demo --iterations 2" in text
     assert "seeds 0, 1, 2" in text
 
 
 def test_a_spread_of_the_same_preset_gives_its_regenerating_command():
     text = "\n".join(spread_section(SPREAD, "smoke"))
-    assert "reduced" not in text and "Regenerate: `python benchmarks/seeds.py --preset smoke" in text
+    assert "not on this run" not in text and "Regenerate: `python benchmarks/seeds.py --preset smoke" in text
 
 
 def test_a_spread_shrunk_by_overrides_is_not_taken_for_the_preset_itself():
@@ -50,7 +50,7 @@ def test_a_spread_shrunk_by_overrides_is_not_taken_for_the_preset_itself():
         "command": "python benchmarks/seeds.py --preset {preset} --seed N -- --collect.eval-episodes 4 (N = 0, 1)",
     }
     text = "\n".join(spread_section(shrunk, "demo"))
-    assert "reduced `demo` preset with `--collect.eval-episodes 4`" in text
+    assert "measured on the `demo` preset with `--collect.eval-episodes 4`, not on this run's" in text
     assert "    python benchmarks/seeds.py --preset demo --seed N (N = 0, 1)" in text
 
 

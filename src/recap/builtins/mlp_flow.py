@@ -54,7 +54,7 @@ class FlowMLPConfig(PolicyConfig):
         chunk_size: actions per chunk (H).
         num_steps: Euler steps when sampling (pi0: 10).
         noise_scale: scale of the initial noise when sampling; 0 starts every chunk from zero noise, which is
-            deterministic and made a large difference on transfer cube (docs/results.md).
+            deterministic and made a large difference on transfer cube (docs/results-history.md).
         uses_env_state: feed ``observation.environment_state`` (privileged object state, simulation only).
         camera: name of one camera to encode with a small conv net, or None for no images.
         image_size: the camera frame is resized to this square size before the conv encoder.

@@ -6,7 +6,7 @@ registry imports neither the loop's configuration nor its trainers.
 
 ``demo``  — the embedded default: the simulated transfer cube with a flawed demonstrator (hesitations and
            grasps that fail after the hand-over), the MLP flow policy on state + privileged cube pose, the
-           distributional value, advantage conditioning; one iteration; 25.6 min measured on a 2-core CPU.
+           distributional value, advantage conditioning; one iteration; 19 min measured on a 2-core CPU.
 ``smoke`` — the same pipeline with tiny settings (about two minutes); CI runs it.
 ``demo-gpu`` — the demo from camera images alone (no privileged cube pose) with the ``pi06-small`` VLA and a
            camera value network, trained on one GPU in bf16 (``benchmarks/gpu.py`` times one stage of it).
@@ -88,7 +88,7 @@ DEMO: dict[str, Any] = {
     },
     "pretrain_labeler": {"name": "recap", "mode": "monte_carlo", "positive_fraction": 0.3},
     # lookahead 10 < the 40-step pauses: a paused step's window then holds no progress and it is labelled
-    # negative; 25% positive because most fine-tuning steps come from failed rollouts (docs/results.md)
+    # negative; 25% positive because most fine-tuning steps come from failed rollouts (docs/results-history.md)
     "finetune_labeler": {"name": "recap", "mode": "nstep", "lookahead": 10, "positive_fraction": 0.25},
     "extractor": {"name": "advantage-conditioning", "dropout": 0.3},
     "sft_extractor": {"name": "advantage-conditioning", "sft": True},
@@ -175,7 +175,7 @@ def _demo_gpu() -> dict[str, Any]:
 def register_presets(register: RegisterPreset) -> None:
     register(
         "demo",
-        Preset(LOOP_CONFIG, DEMO, "Recap on the simulated transfer cube (about 26 min on 2 CPU cores)"),
+        Preset(LOOP_CONFIG, DEMO, "Recap on the simulated transfer cube (about 19 min on 2 CPU cores)"),
     )
     register("smoke", Preset(LOOP_CONFIG, _smoke(), "the demo pipeline with tiny settings (about 2 min)"))
     register(

@@ -66,15 +66,16 @@ def spread_section(spread: dict[str, Any] | None, preset: str) -> list[str]:
     measured = f"`{spread['preset']}` preset" + (f" with `{overrides}`" if overrides else "")
     lines += [
         f"`benchmarks/seeds.py` ran the {measured} for run seeds {seeds} ({spread['iterations']}"
-        f" iteration(s), {spread['machine']}, {spread['date']}); mean across seeds with a Student-t 95% interval:",
+        f" iteration(s), {spread['machine']}, {spread['date']}); mean across seeds with a Student-t 95%"
+        " interval (cut at 0 and 100%):",
         "",
         *spread_table(spread),
         "",
     ]
     if spread["preset"] != preset or overrides:
         lines += [
-            f"This spread was measured on the reduced {measured}, not on this run's `{preset}` settings, so it"
-            " shows the machinery, not the spread of this run. Measure it for these settings:",
+            f"This spread was measured on the {measured}, not on this run's `{preset}` settings, so it is not"
+            " the spread of this run. Measure it for these settings:",
             "",
             f"    {_command_for(spread, preset)}",
             "",

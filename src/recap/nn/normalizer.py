@@ -4,7 +4,7 @@ One :class:`Normalizer` per feature keeps mean, std (floored at ``min_std``) and
 quantiles as buffers, so checkpoints carry the statistics the model was trained with. The ``min_std`` floor
 matters: a joint that barely moves in the demonstrations (std 0.005 rad) would otherwise turn the small
 deviations of the robot's own rollouts into inputs and regression targets of 10+ standard deviations, which
-the policy never saw in training (docs/results.md lists what the floor changed on transfer cube).
+the policy never saw in training (docs/results-history.md lists what the floor changed on transfer cube).
 """
 
 from __future__ import annotations
