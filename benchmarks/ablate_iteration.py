@@ -90,18 +90,16 @@ def main() -> int:
         )
         if value is not None
     }
-    value_stage = args.value_stage or f"value-{k}"
-    if args.value_stage:
-        changes.setdefault("mode", cfg.finetune_labeler.mode)  # relabel even when no labeler setting changes
-    if changes and args.label_set:
+    relabel = bool(changes) or args.value_stage is not None
+    if relabel and args.label_set:
         raise SystemExit("--label-set and relabelling options exclude each other")
     if args.label_set:
         label_set = args.label_set
-    elif changes:
+    elif relabel:
         label_set = run.stage(
             f"label-{k}",
             label_stage,
-            value=value_checkpoint(original.dir(value_stage)),
+            value=value_checkpoint(original.dir(args.value_stage or f"value-{k}")),
             labeler=attrs.evolve(cfg.finetune_labeler, **changes),
             episodes=run.experience_through(k),
         ).summary["label_set"]

@@ -9,8 +9,9 @@ the simulator (``reset`` only, nothing is stepped) to read the cube's position:
     python benchmarks/failures.py runs/seeds/seed-*            # one table per run, then all runs pooled
 
 Prints, per evaluation stage, the episodes by the furthest task stage reached (transfer cube: 0 reach, 1 grasp,
-2 lift, 3 hand over, 4 held by the left gripper; the last split into failed and succeeded) and the success rate on the near and far
-cubes: "far" is the fifth of the evaluation episodes with the largest cube y, the same split for every run.
+2 lift, 3 hand over, 4 held by the left gripper; the last split into failed and succeeded) and the success rate
+on the near and far cubes: "far" is the fifth of the evaluation episodes with the largest cube y, the same split
+for every run.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import attrs  # noqa: E402
 import numpy as np  # noqa: E402
+from recap_bimanual.sim.rules import SUBTASKS  # noqa: E402
 
 from recap import config as recap_config  # noqa: E402
 from recap.loop.config import LoopConfig  # noqa: E402
 from recap.plugins import get_registry  # noqa: E402
 from recap.rollout.collect import backend_for_task  # noqa: E402
 
-STAGES = 5  # transfer cube: reach, grasp, lift, hand over, hold (recap_bimanual.sim.rules)
+STAGES = len(SUBTASKS["transfer_cube"])
 FAR_SHARE = 0.2
 
 
