@@ -1,9 +1,10 @@
 """Re-run one Recap iteration of a finished loop run with one thing changed, and evaluate it like the loop.
 
 Takes the run's store, value function ``value-K`` and pre-trained policy as they are, relabels when a labeler
-setting (or the value function) changes, fine-tunes ``policy-K`` from pi_pre again with the variant (or trains
-it from fresh weights), and evaluates it on the loop's evaluation seeds with the loop's execution settings. The original run directory is read, never changed, except
-that a relabelling adds its label set to the run's store (a new name; existing label sets are untouched).
+setting (or the value function) changes, trains ``policy-K`` again with the variant (fine-tuned from pi_pre, or
+retrained from fresh weights with ``--iteration-policy retrain``), and evaluates it on the loop's evaluation
+seeds with the loop's execution settings. The original run directory is read, never changed, except that a
+relabelling adds its label set to the run's store (a new name; existing label sets are untouched).
 
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/seed+1 --trainer-seed-offset 1
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/no-corrections --drop-source correction
@@ -24,11 +25,17 @@ import attrs
 
 from recap import config as recap_config
 from recap.data import EpisodeStore
-from recap.loop.config import LoopConfig
+from recap.loop.config import ITERATION_POLICIES, LoopConfig
 from recap.loop.experience import evaluate_policy
 from recap.loop.run import STORE, LoopRun
 from recap.loop.stages import StageRunner
-from recap.loop.training_stages import label_stage, policy_checkpoint, train_policy_stage, value_checkpoint
+from recap.loop.training_stages import (
+    iteration_policy_training,
+    label_stage,
+    policy_checkpoint,
+    train_policy_stage,
+    value_checkpoint,
+)
 from recap.plugins import get_registry
 
 
@@ -58,9 +65,10 @@ def main() -> int:
     )
     ap.add_argument("--label-set", default=None, help="train on this label set of the run's store instead")
     ap.add_argument(
-        "--from-scratch",
-        action="store_true",
-        help="train policy-K from fresh weights with the pre-training settings",
+        "--iteration-policy",
+        choices=ITERATION_POLICIES,
+        default=None,
+        help="train policy-K this way (retrain: from fresh weights with the pre-training settings)",
     )
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the run's)")
     ap.add_argument(
@@ -74,6 +82,8 @@ def main() -> int:
     if original.summary(f"value-{k}") is None:
         raise SystemExit(f"{args.run}: stage value-{k} has not finished; ablate a run that reached it")
     cfg = attrs.evolve(recap_config.load(args.run / "config.toml", LoopConfig, reg), out=args.out)
+    if args.iteration_policy is not None:
+        cfg = attrs.evolve(cfg, iteration_policy=args.iteration_policy)
     if args.eval_episodes is not None:
         cfg = attrs.evolve(cfg, collect=attrs.evolve(cfg.collect, eval_episodes=args.eval_episodes))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +116,7 @@ def main() -> int:
     else:
         label_set = original.summary(f"label-{k}")["label_set"]
     episodes = [m for m in run.experience_through(k) if m.source not in set(args.drop_source)]
-    training = cfg.policy_pretrain if args.from_scratch else cfg.policy_finetune
+    training, init_from = iteration_policy_training(cfg, policy_checkpoint(original.dir("policy-pretrain")))
     trainer = attrs.evolve(training.trainer, seed=training.trainer.seed + args.trainer_seed_offset)
     if args.steps is not None:
         trainer = attrs.evolve(trainer, steps=args.steps)
@@ -119,7 +129,7 @@ def main() -> int:
             training=training,
             label_set=label_set,
             episodes=episodes,
-            init_from=None if args.from_scratch else policy_checkpoint(original.dir("policy-pretrain")),
+            init_from=init_from,
         ).dir
     )
     summary = run.stage(

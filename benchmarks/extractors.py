@@ -1,8 +1,9 @@
 """Compare policy extractors on the same data and seeds (the paper's Fig. 7-style comparison, in simulation).
 
 Runs the loop preset once (demonstrations -> pre-training -> SFT -> ``--iterations`` rounds of collection,
-value fine-tuning and relabelling -> Recap), then trains AWR and PPO from the same pre-trained policy on the
-last iteration's data and labels, and evaluates every arm on the same fixed seeds:
+value fine-tuning and relabelling -> Recap), or takes a finished run (``--run``), then trains AWR and PPO the
+way the loop trains pi_k (``iteration_policy``: from pi_pre, or retrained like it) on the last iteration's data
+and labels, and evaluates every arm on the same fixed seeds:
 
     SFT | Recap (beta = 1) | Recap + CFG (beta sweep, same weights) | AWR | PPO
 
@@ -14,6 +15,7 @@ success), and how much of it each method removes.
 
     python benchmarks/extractors.py --out runs/bench                      # full size (~1 h on 2 CPU cores)
     python benchmarks/extractors.py --preset smoke --out /tmp/bench --eval-episodes 4 --guidance 2.0
+    python benchmarks/extractors.py --run runs/seeds/seed-0 --out runs/arms/seed-0 --guidance 2.0
 
 Writes ``results.json`` and ``results.md`` into ``--out``; the run is resumable stage by stage.
 """
@@ -30,10 +32,13 @@ from pathlib import Path
 import attrs
 
 from recap import config as recap_config
+from recap.data import EpisodeStore
+from recap.loop.config import LoopConfig
 from recap.loop.experience import evaluate_policy
-from recap.loop.recap_loop import STORE, run_loop
-from recap.loop.run import LoopRun
+from recap.loop.recap_loop import run_loop
+from recap.loop.run import STORE, LoopRun
 from recap.loop.stages import StageRunner
+from recap.loop.training_stages import iteration_policy_training, seeded_trainer
 from recap.plugins import get_registry
 from recap.train.policy import POLICY_DIR, train_policy
 
@@ -61,37 +66,47 @@ def main() -> int:
     ap.add_argument(
         "--iterations", type=int, default=2, help="Recap iterations; AWR and PPO use the last one's data"
     )
+    ap.add_argument(
+        "--run",
+        type=Path,
+        help="a finished loop run to compare on (e.g. runs/seeds/seed-0) instead of running the preset",
+    )
     args = ap.parse_args()
     reg = get_registry()
     started = time.perf_counter()
-    base = recap_config.resolve_preset(args.preset, reg)
-    cfg = attrs.evolve(
-        base,
-        out=args.out / "loop",
-        iterations=args.iterations,
-        collect=attrs.evolve(base.collect, eval_episodes=args.eval_episodes, workers=args.workers),
-    )
-    loop = run_loop(cfg, reg)
-    runner = StageRunner(args.out / "arms")
-    pi_pre = loop.run_dir / "stages" / "policy-pretrain" / POLICY_DIR
     last = args.iterations
-    label_set = loop.summaries[f"label-{last}"]["label_set"]
-    from recap.data import EpisodeStore
-
-    store = EpisodeStore.open(loop.run_dir / STORE)
-    task_eps = store.episodes(task=cfg.task)
-    run = LoopRun.start(cfg, reg, print)
+    runner = StageRunner(args.out / "arms")
+    if args.run is not None:  # read the finished run; arms and their evaluations go under --out only
+        cfg = attrs.evolve(recap_config.load(args.run / "config.toml", LoopConfig, reg), iterations=last)
+        args.preset, args.eval_episodes = f"{args.run}", cfg.collect.eval_episodes
+        run_dir, source = args.run, StageRunner(args.run, log=lambda _: None)
+        if source.summary(f"eval-{last}") is None:
+            raise SystemExit(
+                f"{args.run}: stage eval-{last} has not finished; compare on a finished iteration"
+            )
+        label_set = source.summary(f"label-{last}")["label_set"]
+        run = LoopRun(cfg, reg, EpisodeStore.open(args.run / STORE), runner, print, False)
+    else:
+        base = recap_config.resolve_preset(args.preset, reg)
+        cfg = attrs.evolve(
+            base,
+            out=args.out / "loop",
+            iterations=last,
+            collect=attrs.evolve(base.collect, eval_episodes=args.eval_episodes, workers=args.workers),
+        )
+        loop = run_loop(cfg, reg)
+        run_dir, label_set = loop.run_dir, loop.summaries[f"label-{last}"]["label_set"]
+        run = LoopRun.start(cfg, reg, print)
+    pi_pre = run_dir / "stages" / "policy-pretrain" / POLICY_DIR
     runner.run(
         "eval-pretrained", lambda d: evaluate_policy(run, d, policy=pi_pre, label="pre-trained (I = 1)")
     )
     arms: dict[str, Path] = {
-        "SFT": loop.run_dir / "stages" / "eval-0",
+        "SFT": run_dir / "stages" / "eval-0",
         "pre-trained, before SFT (I = 1)": runner.dir("eval-pretrained"),
-        **{
-            f"Recap iteration {k} (beta=1)": loop.run_dir / "stages" / f"eval-{k}" for k in range(1, last + 1)
-        },
+        **{f"Recap iteration {k} (beta=1)": run_dir / "stages" / f"eval-{k}" for k in range(1, last + 1)},
     }
-    recap_policy = loop.run_dir / "stages" / f"policy-{last}" / POLICY_DIR
+    recap_policy = run_dir / "stages" / f"policy-{last}" / POLICY_DIR
     for beta in args.guidance:
         name = f"cfg-{beta:g}"
         runner.run(
@@ -101,6 +116,8 @@ def main() -> int:
             ),
         )
         arms[f"Recap iteration {last}, CFG (beta={beta:g})"] = runner.dir(name)
+    # the arms are trained the way the loop trains pi_k (fine-tuned from pi_pre, or retrained like it)
+    training, init_from = iteration_policy_training(cfg, pi_pre)
     for arm, extractor in (("AWR", {"name": "awr"}), ("PPO", {"name": "ppo"})):
         ext = _extractor(extractor, reg)
         key = arm.lower()
@@ -109,16 +126,16 @@ def main() -> int:
             lambda d, e=ext: {
                 "checkpoint": str(
                     train_policy(
-                        store,
+                        run.store,
                         policy=cfg.policy,
                         extractor=e,
-                        trainer=cfg.policy_finetune.trainer,
+                        trainer=seeded_trainer(run, training),
                         out_dir=d,
-                        batch_size=cfg.policy_finetune.batch_size,
+                        batch_size=training.batch_size,
                         chunk_size=cfg.chunk_size,
                         label_set=label_set,
-                        episodes=task_eps,
-                        init_from=pi_pre,
+                        episodes=run.experience_through(last),
+                        init_from=init_from,
                         registry=reg,
                     ).checkpoint
                 )
@@ -143,7 +160,9 @@ def main() -> int:
         "date": str(date.today()),
         "wall_s": round(time.perf_counter() - started),
         "iterations": last,
-        "command": f"python benchmarks/extractors.py --preset {args.preset} --out {args.out} "
+        "command": f"python benchmarks/extractors.py --run {args.run} --out {args.out} --iterations {last}"
+        if args.run is not None
+        else f"python benchmarks/extractors.py --preset {args.preset} --out {args.out} "
         f"--eval-episodes {args.eval_episodes} --iterations {last}",
     }
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "arms": results}, indent=2))

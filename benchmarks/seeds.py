@@ -16,7 +16,11 @@ SFT and Recap iteration k it reports success, throughput, failure rate, time to 
 Writes ``<out>/seed-N/`` (the run directory, with ``results.json`` once finished) and, with ``--aggregate``,
 ``<out>/results.md`` and ``<out>/results.json``; ``--package-data`` also writes ``recap/loop/seed_spread.json``,
 which ``recap demo`` prints beside its own run. Arguments after ``--`` are loop overrides
-(``-- --collect.eval-episodes 20``).
+(``-- --collect.eval-episodes 20``). ``--fork-from runs/seeds --fork-at K`` starts each seed from that seed's
+earlier run, re-running iteration K onward with the overrides on the episodes it recorded before collection
+K + 1 (``recap.loop.fork``):
+
+    python benchmarks/seeds.py --seed 0 --out runs/seeds-retrain --fork-from runs/seeds -- --iteration-policy retrain
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from extractors import late_failure_rate, late_failure_share
 from recap.cli.loop_cmd import parse_loop_args
 from recap.data.atomic_json import write_json_atomic
 from recap.loop.experience import PROGRESS, evaluate_policy
+from recap.loop.fork import fork_run
 from recap.loop.recap_loop import run_loop
 from recap.loop.run import LoopRun
 from recap.loop.seed_spread import METRICS, SPREAD_FILE, spread_table
@@ -94,6 +99,8 @@ def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg = attrs.evolve(cfg, seed=args.seed, iterations=args.iterations, out=run_dir)
     started = time.perf_counter()
     registry = get_registry()
+    if args.fork_from is not None and not run_dir.exists():
+        fork_run(args.fork_from / run_dir.name, cfg, registry, args.fork_at)
     result = run_loop(cfg, registry)
     summaries = result.summaries | {PRETRAINED_EVAL: _evaluate_pretrained(cfg, registry)}
     results = {
@@ -101,6 +108,7 @@ def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
         "overrides": overrides,
         "seed": args.seed,
         "iterations": args.iterations,
+        "forked_from": None if args.fork_from is None else f"{args.fork_from} at iteration {args.fork_at}",
         "stages": _stage_results(result.run_dir, summaries),
         "wall_s_this_invocation": round(time.perf_counter() - started, 1),
     }
@@ -217,6 +225,12 @@ def main() -> int:
     ap.add_argument(
         "--package-data", action="store_true", help="with --aggregate: write the package's spread"
     )
+    ap.add_argument(
+        "--fork-from",
+        type=Path,
+        help="a --out of earlier seeds: each new seed starts from that seed's run (recap.loop.fork)",
+    )
+    ap.add_argument("--fork-at", type=int, default=1, help="with --fork-from: the iteration re-run first")
     args = ap.parse_args(argv)
     if args.package_data and not args.aggregate:
         ap.error("--package-data goes with --aggregate")

@@ -1,6 +1,7 @@
 """The same config and seed give the same run: the smoke loop, run twice with two collection workers (so the
 episodes land in the store in whatever order the workers finish), records the same episodes, writes the same
 checkpoints and the same evaluation tables. Episode ids and wall-clock times are the only differences allowed.
+A fork of the run at iteration 1 (``recap loop --fork-from``) re-trains iteration 1 to the same weights.
 
 Drives the installed CLI with the shipped plugins, so it skips where they are not installed.
 """
@@ -72,7 +73,7 @@ def _benchmark(script: str, *args: str) -> str:
 
 def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
     """The result scripts of benchmarks/ on a finished run: the seed benchmark (every loop stage reused, the
-    pre-trained policy evaluated), an iteration ablation and the failure table."""
+    pre-trained policy evaluated), an iteration ablation, the extractor arms and the failure table."""
     seeds = tmp_path / "seeds"
     shutil.copytree(run, seeds / "seed-0")
     _benchmark(
@@ -86,6 +87,7 @@ def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
 
     ablated = tmp_path / "ablated"
     args = ["--out", str(ablated), "--steps", "5", "--eval-episodes", "2", "--force-interventions", "false"]
+    args += ["--iteration-policy", "retrain"]
     summary = json.loads(_benchmark("ablate_iteration.py", str(run), *args).strip().splitlines()[-1])
     assert summary["episodes_metrics"]["episodes"] == 2
     original = json.loads((run / "stages" / "label-1" / "summary.json").read_text())["label_set"]
@@ -93,8 +95,46 @@ def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
     assert relabelled != original  # a new label set beside the run's own
     assert not (run / "stages" / "eval-pretrain").exists()  # the ablated run is only read
 
+    arms = tmp_path / "arms"
+    table = _benchmark(
+        "extractors.py", "--run", str(run), "--out", str(arms), "--iterations", "1", "--guidance", "2.0"
+    )
+    for arm in (
+        "| SFT |",
+        "| Recap iteration 1 (beta=1) |",
+        "| Recap iteration 1, CFG (beta=2) |",
+        "| AWR |",
+        "| PPO |",
+    ):
+        assert arm in table, table
+    assert not (run / "stages" / "eval-pretrained").exists()  # the compared run is only read
+
     table = _benchmark("failures.py", str(run), str(ablated))
     assert "| Recap iter 1 (variant) |" in table and "All 2 runs pooled" in table
+
+
+def _check_fork_reruns_the_iteration(run: Path, tmp_path: Path) -> None:
+    """A fork at iteration 1 with the source's own settings records nothing new and trains and scores
+    iteration 1 exactly as the source run did."""
+    fork = tmp_path / "fork"
+    done = subprocess.run(
+        _recap("loop", "--fork-from", str(run), "--fork-at", "1", "--out", str(fork)),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[collect-1] done earlier, skipping" in done.stdout
+    assert "[value-1] running" in done.stdout and "[policy-1] running" in done.stdout
+    assert _episodes(fork).keys() == _episodes(run).keys()
+    rerun = {p: w for p, w in _checkpoints(fork).items() if Path(p).parts[1] in ("value-1", "policy-1")}
+    source = _checkpoints(run)
+    assert len(rerun) == 2
+    for path, tensors in rerun.items():
+        for name, tensor in tensors.items():
+            np.testing.assert_array_equal(tensor, source[path][name], err_msg=f"{path} {name}")
+    assert _evaluations(fork)["eval-1"] == _evaluations(run)["eval-1"]
 
 
 def test_same_config_and_seed_give_the_same_run(tmp_path):
@@ -129,4 +169,5 @@ def test_same_config_and_seed_give_the_same_run(tmp_path):
     assert sorted(ea) == ["eval-0", "eval-1"]
     assert ea == eb
 
+    _check_fork_reruns_the_iteration(first, tmp_path)
     _check_benchmarks_read_the_run(first, tmp_path)

@@ -1,9 +1,14 @@
-"""``recap loop PRESET [--config FILE] [overrides]``: Algorithm 1 from a named preset."""
+"""``recap loop PRESET [--config FILE] [overrides]``: Algorithm 1 from a named preset.
+
+``recap loop --fork-from RUN [--fork-at K] --out NEW [overrides]`` re-runs iteration K onward of a finished run
+with changed iteration settings, on the episodes it already recorded (``recap.loop.fork``).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from recap import config
 from recap.errors import ConfigError, did_you_mean
@@ -35,11 +40,9 @@ def parse_loop_args(args: Sequence[str], prog: str, default_preset: str | None =
     names = loop_presets(reg)
     base: LoopConfig | None = None
     if "--config" in args:
-        i = args.index("--config")
-        if i + 1 >= len(args):
-            raise ConfigError("--config needs a path to a .toml or .json loop config")
-        base = config.load(args[i + 1], LoopConfig, reg)
-        del args[i : i + 2]
+        base = config.load(
+            _pop_option(args, "--config", "a path to a .toml or .json loop config"), LoopConfig, reg
+        )
     elif args and not args[0].startswith("-"):
         name = args.pop(0)
         if name not in names:
@@ -58,10 +61,36 @@ def parse_loop_args(args: Sequence[str], prog: str, default_preset: str | None =
     return parse(LoopConfig, base, args, prog, LOOP_HELP.format(prog=prog), reg)
 
 
+def _pop_option(args: list[str], flag: str, expected: str) -> str:
+    i = args.index(flag)
+    if i + 1 >= len(args) or args[i + 1].startswith("--"):
+        raise ConfigError(f"{flag} needs {expected}")
+    value = args[i + 1]
+    del args[i : i + 2]
+    return value
+
+
 def main(args: Sequence[str]) -> int:
     from recap.loop.recap_loop import run_loop
 
+    args = list(args)
+    fork = None
+    if "--fork-from" in args:
+        source = Path(_pop_option(args, "--fork-from", "a finished run directory"))
+        at = _pop_option(args, "--fork-at", "the iteration K to re-run from") if "--fork-at" in args else "1"
+        if not at.isdigit():
+            raise ConfigError(f"--fork-at needs an iteration number K >= 1, got {at!r}")
+        fork = (source, int(at))
+        if "--config" not in args and (not args or args[0].startswith("-")):
+            args = ["--config", str(source / "config.toml"), *args]  # the source's settings, then overrides
     cfg = parse_loop_args(args, "recap loop")
+    if fork is not None:
+        from recap.loop.fork import fork_run
+
+        record = fork_run(fork[0], cfg, get_registry(), fork[1])
+        print(
+            f"forked {record['episodes']} episodes and {len(record['stages'])} stages of {fork[0]} into {cfg.out}"
+        )
     result = run_loop(cfg)
     print(f"run directory: {result.run_dir}")
     return 0

@@ -58,6 +58,10 @@ class StageTraining:
     batch_size: int = attrs.field(default=256, validator=positive)
 
 
+#: how pi_k is trained in each iteration (``LoopConfig.iteration_policy``)
+ITERATION_POLICIES = ("finetune", "retrain")
+
+
 @attrs.frozen
 class LoopConfig:
     """Pre-train, SFT, then K iterations of collect -> value -> relabel -> policy -> evaluate.
@@ -86,6 +90,11 @@ class LoopConfig:
             workers share the cores between them.
         policy_init: a policy checkpoint the pre-training stage fine-tunes instead of training ``policy`` from
             scratch (e.g. public pi0.5 weights from ``recap weights import``; its own config then applies).
+        iteration_policy: how pi_k is trained on D: ``finetune`` fine-tunes pi_pre with ``policy_finetune``
+            (Algorithm 1 as the paper writes it); ``retrain`` trains it the way pi_pre was trained (from
+            ``policy_init`` or fresh weights, with ``policy_pretrain``), on D and the iteration's labels.
+            Where pi_pre is itself trained on the task's demonstrations only, fine-tuning it under new labels
+            can undo what the demonstrations taught (docs/results.md measures both).
     """
 
     backend: BackendConfig
@@ -110,6 +119,9 @@ class LoopConfig:
     chunk_size: int = attrs.field(default=20, validator=positive)
     seed: int = 0
     policy_init: Path | None = None
+    iteration_policy: str = attrs.field(
+        default="finetune", validator=attrs.validators.in_(ITERATION_POLICIES)
+    )
     deterministic: bool = True
 
     def __attrs_post_init__(self) -> None:

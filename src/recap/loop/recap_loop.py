@@ -1,7 +1,7 @@
 """Algorithm 1 of the paper on any registered robot, policy, value estimator and extractor.
 
     demos -> value-pretrain -> label-pretrain -> policy-pretrain -> sft -> eval-0
-    for k in 1..K: collect-k -> value-k (from V_pre) -> label-k -> policy-k (from pi_pre) -> eval-k
+    for k in 1..K: collect-k -> value-k (from V_pre) -> label-k -> policy-k (from pi_pre, or retrained) -> eval-k
 
 Every stage writes its resolved config, metrics, checkpoints and a summary under ``<out>/stages/<stage>``;
 ``<out>/store`` holds all experience, each episode tagged with the iteration and stage that recorded it, and
@@ -20,6 +20,7 @@ from recap.loop.config import LoopConfig
 from recap.loop.experience import collect_autonomous, collect_demonstrations, evaluate_policy
 from recap.loop.run import STORE, LoopRun, deterministic_algorithms
 from recap.loop.training_stages import (
+    iteration_policy_training,
     label_stage,
     policy_checkpoint,
     sft_stage,
@@ -110,16 +111,17 @@ def _run_stages(run: LoopRun) -> LoopResult:
             labeler=cfg.finetune_labeler,
             episodes=run.experience_through(k),
         ).summary["label_set"]
-        # 9: pi^k from pi_pre on D, conditioned on V^k's improvement indicator
+        # 9: pi^k from pi_pre (or retrained like it) on D, conditioned on V^k's improvement indicator
+        training, init_from = iteration_policy_training(cfg, pi_pre)
         policy = policy_checkpoint(
             run.stage(
                 f"policy-{k}",
                 train_policy_stage,
                 extractor=cfg.extractor,
-                training=cfg.policy_finetune,
+                training=training,
                 label_set=labels_k,
                 episodes=run.experience_through(k),
-                init_from=pi_pre,
+                init_from=init_from,
             ).dir
         )
         run.stage(f"eval-{k}", evaluate_policy, policy=policy, label=f"Recap iter {k}")

@@ -13,7 +13,7 @@ import attrs
 
 from recap.config import ExtractorConfig, LabelerConfig
 from recap.data import EpisodeMeta
-from recap.loop.config import StageTraining
+from recap.loop.config import LoopConfig, StageTraining
 from recap.loop.run import LoopRun
 from recap.train.checkpoint import value_model_id
 from recap.train.labeling import label_store
@@ -36,6 +36,13 @@ def policy_checkpoint(stage_dir: Path) -> Path:
 def seeded_trainer(run: LoopRun, training: StageTraining) -> TrainerConfig:
     """The stage's trainer seeded from the run seed: initial weights and batches differ between run seeds."""
     return attrs.evolve(training.trainer, seed=training.trainer.seed + RUN_SEED_SPACING * run.cfg.seed)
+
+
+def iteration_policy_training(cfg: LoopConfig, pi_pre: Path) -> tuple[StageTraining, Path | None]:
+    """The training settings and initial weights of pi_k (``LoopConfig.iteration_policy``)."""
+    if cfg.iteration_policy == "retrain":
+        return cfg.policy_pretrain, cfg.policy_init
+    return cfg.policy_finetune, pi_pre
 
 
 def train_value_stage(
