@@ -78,7 +78,7 @@ def main() -> int:
     runner = StageRunner(args.out / "arms")
     if args.run is not None:  # read the finished run; arms and their evaluations go under --out only
         cfg = attrs.evolve(recap_config.load(args.run / "config.toml", LoopConfig, reg), iterations=last)
-        args.preset, args.eval_episodes = f"{args.run}", cfg.collect.eval_episodes
+        args.eval_episodes = cfg.collect.eval_episodes
         run_dir, source = args.run, StageRunner(args.run, log=lambda _: None)
         if source.summary(f"eval-{last}") is None:
             raise SystemExit(
@@ -154,7 +154,8 @@ def main() -> int:
         m = json.loads((stage_dir / "summary.json").read_text())["episodes_metrics"]
         results[arm] = {**m, "late_failure_rate": late_failure_rate(stage_dir)}
     meta = {
-        "preset": args.preset,
+        "preset": None if args.run is not None else args.preset,
+        "source": f"Run `{args.run}`" if args.run is not None else f"Preset `{args.preset}`",
         "eval_episodes": args.eval_episodes,
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
         "date": str(date.today()),
@@ -181,7 +182,7 @@ def _extractor(data: dict, reg):
 def table(results: dict, meta: dict) -> str:
     sft = results["SFT"]
     lines = [
-        f"Preset `{meta['preset']}`, {meta['eval_episodes']} evaluation episodes per arm on the same seeds; "
+        f"{meta['source']}, {meta['eval_episodes']} evaluation episodes per arm on the same seeds; "
         f"{meta['machine']}; {meta['date']}; `{meta['command']}`.",
         "",
         "| arm | success [95% CI] | throughput /h [95% CI] | x SFT | time to success (s) | late failures |",
