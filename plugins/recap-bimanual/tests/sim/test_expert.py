@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from recap_bimanual.sim.backend import AlohaSimBackend, AlohaSimConfig
@@ -106,9 +107,64 @@ def test_bad_expert_config_is_refused():
         ScriptedExpertConfig(no_progress_steps=0)
 
 
-def test_insertion_is_refused_with_a_reason():
-    with (
-        AlohaSimBackend(AlohaSimConfig(task="insertion", cameras=())) as backend,
-        pytest.raises(ConfigError, match="transfer_cube"),
-    ):
-        ScriptedExpert(None, backend)
+@pytest.fixture(scope="module")
+def insertion():
+    config = AlohaSimConfig(task="insertion", cameras=(), time_limit=600, privileged_state=True)
+    with AlohaSimBackend(config) as backend:
+        yield backend
+
+
+def test_expert_regrasps_a_pivoted_peg_without_moving_the_socket(insertion):
+    """A 30 deg yawed grasp lifts the peg pivoted in the fingers; alone it is lost during the insertion."""
+    config = ScriptedDemonstratorConfig(bad_grasp_prob=1.0, bad_grasp_yaw=30.0)
+    alone = run_episode(insertion, ScriptedDemonstrator(config, insertion), task="insertion", seed=0)
+    assert alone.success is False and alone.max_stage >= 3  # it failed late: the peg reached the socket
+    expert = ScriptedExpert(None, insertion)
+    record = run_episode(
+        insertion, ScriptedDemonstrator(config, insertion), task="insertion", seed=0, teleoperator=expert
+    )
+    assert expert.reasons == ["bad_grasp"]
+    assert record.success is True and record.source == "correction"
+    flags = record.steps.get(keys.IS_INTERVENTION)
+    socket = record.steps.get(keys.ENV_STATE)[:, 7:14]
+    during = socket[flags]
+    # the left gripper kept the socket up and level while the right arm put the peg down and re-grasped it
+    assert during[:, 2].min() > 0.06 and during[:, 2].max() - during[:, 2].min() < 0.01
+    assert (during[:, 3].abs() > np.cos(np.radians(15))).all()  # qw: tilt and turn below 30 deg
+    assert not flags[-1]  # handed back: the demonstrator finished the insertion
+
+
+def test_expert_stays_out_of_a_good_insertion(insertion):
+    expert = ScriptedExpert(None, insertion)
+    record = run_episode(
+        insertion, ScriptedDemonstrator(None, insertion), task="insertion", seed=3, teleoperator=expert
+    )
+    assert record.success is True and record.intervention_steps == 0 and expert.reasons == []
+
+
+def test_expert_picks_up_a_dropped_peg(insertion):
+    class DropsThePeg:
+        """The flawless demonstrator that opens the right gripper once the peg is carried high."""
+
+        def __init__(self):
+            self.demo = ScriptedDemonstrator(None, insertion)
+            self.dropped = False
+
+        def reset(self, task, seed):
+            self.demo.reset(task, seed)
+            self.dropped = False
+
+        def act(self, obs):
+            action = self.demo.act(obs)
+            self.dropped = self.dropped or insertion.object_poses()[2] > 0.12
+            if self.dropped:
+                action[13] = 1.0
+            return action
+
+    expert = ScriptedExpert(ScriptedExpertConfig(max_interventions=1), insertion)
+    record = run_episode(insertion, DropsThePeg(), task="insertion", seed=1, teleoperator=expert)
+    assert expert.reasons == ["dropped"]
+    flags = record.steps.get(keys.IS_INTERVENTION)
+    socket = record.steps.get(keys.ENV_STATE)[:, 7:14]
+    assert socket[flags][:, 2].min() > 0.06  # the socket stayed in the left gripper during the re-pick
+    assert record.max_stage >= 2  # both objects carried again once the peg was picked up

@@ -164,6 +164,13 @@ class ScriptedDemonstrator:
         touching = {b for a, b in rules.contact_pairs(data) if a in rules.obj}
         return bool(touching & rules.right_fingers) and self.backend.object_poses()[2] > 0.1
 
+    def _peg_dropped(self) -> bool:
+        """The peg lies on the table out of the right fingers (a brief loss of finger contact mid-insertion
+        is not a drop: the servo goes on)."""
+        rules = self.backend.rules
+        touching = {b for a, b in rules.contact_pairs(self.backend.data) if a in rules.obj}
+        return rules.table in touching and not touching & rules.right_fingers
+
     def _both_held_lifted(self) -> bool:
         return self.backend.stage >= 2
 
@@ -209,11 +216,17 @@ class ScriptedDemonstrator:
                 kfs[-2] = attrs.evolve(kfs[-2], right=kfs[-2].right.replace(grip=cfg.loose_grip_value))
                 kfs[-1] = attrs.evolve(kfs[-1], right=kfs[-1].right.replace(grip=cfg.loose_grip_value))
             return kfs
+        if name == "place":
+            return plans.insertion_place(world)
+        if name in ("pick_socket", "pick_peg"):  # one arm re-picks, the other holds what it carries
+            return plans.insertion_repick(world, arm=0 if name == "pick_socket" else 1)
         if name == "align":
             return plans.insertion_align(world)
         if name == "insert":
             rel, _ = plans.peg_in_socket_frame(world.objects)
-            if rel[0] > INSERT_DEPTH + 0.002:  # closed loop: re-plan a short step from the measured poses
+            # closed loop: re-plan a short step from the measured poses until the peg is in, or dropped
+            # (chasing a dropped peg pushed the gripper into the table until the physics blew up)
+            if rel[0] > INSERT_DEPTH + 0.002 and not self._peg_dropped():
                 self._phases.insert(0, "insert")
                 return [plans.insertion_servo_step(world, INSERT_DEPTH)]
             return [attrs.evolve(self._last, duration=60, label="hold")]

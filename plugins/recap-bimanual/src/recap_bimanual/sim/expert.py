@@ -14,8 +14,13 @@ holds the cube again and the actor resumes from there. A stall is resolved by fi
 stands (the hand-over if the right gripper carries the cube, else pick and hand-over): the stalled state is where
 the policy lacks good data, so that is where the correction is worth recording.
 
-Only transfer cube is supported: for insertion the expert refuses to be built (re-grasping the peg while the left
-arm holds the socket knocked the socket over in every trial here).
+Insertion: ``bad_grasp`` is the lifted peg pivoted in the right fingers more than ``peg_pivot_deg`` away from
+the planned grasp, ``dropped`` the peg or the socket on the table out of its gripper. The recovery moves only the
+arm that lacks its object while the other holds its target (re-planning the two-arm pick drove the left arm
+down with the socket in its fingers and knocked it over): the right arm puts a pivoted peg down and grasps it
+again, a dropped peg or socket is picked again by its arm; control is handed back once both are held off the
+table, and a stall is finished with the closed-loop align and insert. A socket lying tipped over cannot be
+grasped from above, so the expert leaves that episode to fail.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from tensordict import TensorDict
 
 from recap.config import TeleoperatorConfig
 from recap.errors import ConfigError
+from recap_bimanual.sim import plans
 from recap_bimanual.sim.backend import AlohaSimBackend
 from recap_bimanual.sim.demonstrator import ScriptedDemonstrator, ScriptedDemonstratorConfig
 
 LIFTED_Z = 0.06
-SUPPORTED_TASKS = ("transfer_cube",)
+SUPPORTED_TASKS = ("transfer_cube", "insertion")
+UPRIGHT_DEG = 30.0  # a socket lying tilted further cannot be grasped again from above: nothing left to save
 PROGRESS_MOVE = 0.02  # m an object, or a gripper towards it, must move for the watch to count it as progress
 
 
@@ -42,11 +49,14 @@ class ScriptedExpertConfig(TeleoperatorConfig):
 
     Attributes:
         bad_grasp_deg: cube misalignment in the right gripper (deg) that counts as a bad grasp.
+        peg_pivot_deg: how far (deg) the carried peg may have pivoted in the right fingers away from the
+            planned grasp before it counts as a bad grasp (a flawless grasp stays within 3 deg).
         no_progress_steps: ticks without a new stage or a 2 cm object motion before taking over.
         max_interventions: takeovers per episode (then it only watches).
     """
 
     bad_grasp_deg: float = 20.0
+    peg_pivot_deg: float = 8.0
     no_progress_steps: int = 100
     max_interventions: int = 2
 
@@ -56,6 +66,13 @@ class ScriptedExpertConfig(TeleoperatorConfig):
                 f"no_progress_steps must be >= 1 and max_interventions >= 0, got {self.no_progress_steps}, "
                 f"{self.max_interventions}"
             )
+
+
+def socket_tilt_deg(backend: AlohaSimBackend) -> float:
+    """The insertion socket's tilt from upright, in degrees (0 when it stands or is carried level)."""
+    rot = np.empty(9)
+    mujoco.mju_quat2Mat(rot, backend.object_poses()[10:14])
+    return float(np.degrees(np.arccos(np.clip(rot[8], -1.0, 1.0))))
 
 
 class ScriptedExpert:
@@ -68,8 +85,7 @@ class ScriptedExpert:
             )
         if backend.task not in SUPPORTED_TASKS:
             raise ConfigError(
-                f"the scripted expert can recover only {list(SUPPORTED_TASKS)}, not {backend.task!r}: its "
-                "insertion recovery does not work yet; collect insertion episodes without --teleoperator"
+                f"the scripted expert can recover {list(SUPPORTED_TASKS)}, not {backend.task!r}"
             )
         self.config = config or ScriptedExpertConfig()
         self.backend = backend
@@ -84,7 +100,7 @@ class ScriptedExpert:
         self._active = False
         self._best_stage = 0
         self._best_at = 0
-        self._lifted = False
+        self._lifted = np.zeros(2, dtype=bool)  # per object (cube; or peg, socket): carried 4 cm up once
         self._tick = 0
         self._dropped_for = 0
         self._mark: np.ndarray | None = None
@@ -109,10 +125,10 @@ class ScriptedExpert:
             self._best_stage, self._best_at = max(stage, self._best_stage), self._tick
             self._mark, self._reach_mark = positions, reach
         # "lifted" means really carried (4 cm above resting), not a brief stage-2 flicker while closing
-        self._lifted = self._lifted or self.backend.object_poses()[2] > LIFTED_Z
+        self._lifted[: len(positions)] |= positions[:, 2] > LIFTED_Z
         if self._active:
             if self.recovery.finished:
-                if self._holds_off_table():
+                if self._recovered():
                     self._active = False
                     self._best_at = self._tick  # progress clock restarts at hand-back
                     return None
@@ -152,6 +168,8 @@ class ScriptedExpert:
         return float(np.degrees(np.arccos(np.clip(cosine, 0.0, 1.0))))
 
     def _failure_imminent(self) -> str | None:
+        if self.backend.task == "insertion":
+            return self._insertion_failure_imminent()
         rules = self.backend.rules
         touching = self._touching()
         held_right = bool(touching & rules.right_fingers)
@@ -160,7 +178,7 @@ class ScriptedExpert:
         carried = held_right and not held_left and not on_table
         if carried and self.misalignment_deg() > self.config.bad_grasp_deg:
             return "bad_grasp"
-        dropped = self._lifted and on_table and not held_right and not held_left
+        dropped = self._lifted[0] and on_table and not held_right and not held_left
         self._dropped_for = self._dropped_for + 1 if dropped else 0
         if self._dropped_for >= 5:
             return "dropped"
@@ -174,12 +192,89 @@ class ScriptedExpert:
         fingers = rules.right_fingers if right_only else rules.right_fingers | rules.left_fingers
         return bool(touching & fingers) and rules.table not in touching
 
+    def _recovered(self) -> bool:
+        """The recovery left the object(s) carried: cube in a gripper; peg in the right, socket in the left."""
+        if self.backend.task == "insertion":
+            held = self._insertion_holds()
+            return held.peg and held.socket
+        return self._holds_off_table()
+
     def _take_over(self, reason: str) -> None:
         self.reasons.append(reason)
         self._active = True
-        if reason == "no_progress":
+        if self.backend.task == "insertion":
+            phases = self._insertion_repair()
+            # a stall is finished from where it stands; a bad grasp or a drop is repaired and handed back
+            if reason == "no_progress" or not phases:
+                phases += ["align", "insert"]
+            self.recovery.start_from_state(phases)
+        elif reason == "no_progress":
             self.recovery.replan()  # finish the task from here
         else:
             self.recovery.start_from_state(
                 ["place", "pick"] if self._holds_off_table(right_only=True) else ["pick"]
             )
+
+    # -- insertion -----------------------------------------------------------------------------------------
+    def _insertion_holds(self) -> _Holds:
+        rules = self.backend.rules
+        pairs = rules.contact_pairs(self.backend.data)
+        peg = {b for a, b in pairs if a in rules.obj}
+        socket = {b for a, b in pairs if a in rules.socket}
+        return _Holds(
+            peg=bool(peg & rules.right_fingers) and rules.table not in peg,
+            socket=bool(socket & rules.left_fingers) and rules.table not in socket,
+            peg_on_table=rules.table in peg and not peg & rules.right_fingers,
+            socket_on_table=rules.table in socket and not socket & rules.left_fingers,
+            peg_at_socket=bool(peg & rules.socket) or rules.pin in peg,
+        )
+
+    def peg_pivot_deg(self) -> float:
+        """How far the peg's long axis has turned in the right gripper away from the planned grasp, where it
+        meets the gripper's approach axis at the pick pitch (the fingers squeeze the peg's sides, so a slipping
+        or off-centre grasp pivots it about the finger axis)."""
+        rot = np.empty(9)
+        mujoco.mju_quat2Mat(rot, self.backend.object_poses()[3:7])
+        gripper = self.backend.data.xmat[self._gripper_bodies[1]].reshape(3, 3)
+        along_approach = abs(float((gripper.T @ rot.reshape(3, 3)[:, 0])[0]))
+        angle = float(np.degrees(np.arccos(np.clip(along_approach, 0.0, 1.0))))
+        return abs(angle - abs(plans.PEG_PICK_PITCH))
+
+    def _insertion_failure_imminent(self) -> str | None:
+        held = self._insertion_holds()
+        if held.socket_on_table and socket_tilt_deg(self.backend) > UPRIGHT_DEG:
+            return None  # knocked over: a re-grasp from above cannot help, let the episode fail
+        carried = held.peg and not held.peg_at_socket and self._lifted[0]
+        if carried and self.peg_pivot_deg() > self.config.peg_pivot_deg:
+            return "bad_grasp"
+        dropped = (self._lifted[0] and held.peg_on_table) or (self._lifted[1] and held.socket_on_table)
+        self._dropped_for = self._dropped_for + 1 if dropped else 0
+        if self._dropped_for >= 5:
+            return "dropped"
+        if self._tick - self._best_at > self.config.no_progress_steps:
+            return "no_progress"
+        return None
+
+    def _insertion_repair(self) -> list[str]:
+        """Phases that leave the peg well held in the right gripper and the socket in the left, each arm
+        re-picking only what it lacks while the other holds still (moving both knocked the socket over)."""
+        held = self._insertion_holds()
+        if not held.peg and not held.socket:
+            return ["pick"]
+        phases = [] if held.socket else ["pick_socket"]
+        if not held.peg:
+            phases.append("pick_peg")
+        elif self.peg_pivot_deg() > self.config.peg_pivot_deg:
+            phases += ["place", "pick_peg"]
+        return phases
+
+
+@attrs.frozen
+class _Holds:
+    """Who holds what in the insertion scene (contacts of this tick)."""
+
+    peg: bool  # in the right fingers, off the table
+    socket: bool  # in the left fingers, off the table
+    peg_on_table: bool  # on the table and not in the right fingers
+    socket_on_table: bool
+    peg_at_socket: bool  # touching the socket walls or the pin

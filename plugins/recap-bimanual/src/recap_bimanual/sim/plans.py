@@ -156,16 +156,27 @@ PEG_GRASP = np.array([0.03, 0.0, 0.0])  # towards the peg's +x end; the -x end g
 PEG_GRASP_Z = 0.01
 PEG_PICK_PITCH = -75.0  # steeper than the cube grasp: at -60 the 2 cm peg slips out of a one-finger hold
 PEG_HALF, SOCKET_HALF, PIN_HALF = 0.06, 0.06, 0.04
+PEG_HALF_WIDTH = 0.01  # the peg's cross-section is 2 x 2 cm
+
+
+def _peg_grasp(peg: np.ndarray, flaw: GraspFlaw = GraspFlaw()) -> tuple[np.ndarray, np.ndarray]:
+    """Right grasp point and orientation for the peg lying on the table."""
+    yaw = _yaw_of(peg[3:7])
+    pos = np.array([peg[0], peg[1], PEG_GRASP_Z]) + quat_rotate(quat_axis_angle((0, 0, 1), yaw), PEG_GRASP)
+    return pos, flaw.apply(right_pick_quat(yaw, PEG_PICK_PITCH), RIGHT_APPROACH)
+
+
+def _socket_grasp(socket: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left grasp point and orientation for the socket standing on the table."""
+    yaw = _yaw_of(socket[3:7])
+    pos = np.array([socket[0], socket[1], 0.03]) + quat_rotate(quat_axis_angle((0, 0, 1), yaw), SOCKET_GRASP)
+    return pos, left_pick_quat(yaw)
 
 
 def insertion_pick(world: World, flaw: GraspFlaw = GraspFlaw()) -> list[Keyframe]:
     """Left grasps the socket, right grasps the peg (both from above), both lift to either side of the meet."""
-    peg, socket = world.objects[:7], world.objects[7:14]
-    yaw_p, yaw_s = _yaw_of(peg[3:7]), _yaw_of(socket[3:7])
-    p = np.array([peg[0], peg[1], PEG_GRASP_Z]) + quat_rotate(quat_axis_angle((0, 0, 1), yaw_p), PEG_GRASP)
-    s = np.array([socket[0], socket[1], 0.03]) + quat_rotate(quat_axis_angle((0, 0, 1), yaw_s), SOCKET_GRASP)
-    q_r = flaw.apply(right_pick_quat(yaw_p, PEG_PICK_PITCH), RIGHT_APPROACH)
-    q_l = left_pick_quat(yaw_s)
+    p, q_r = _peg_grasp(world.objects[:7], flaw)
+    s, q_l = _socket_grasp(world.objects[7:14])
     l_above, r_above = ArmTarget(s + [0, 0, 0.1], q_l, 1.0), ArmTarget(p + [0, 0, 0.1], q_r, 1.0)
     l_down, r_down = l_above.replace(pos=s), r_above.replace(pos=p)
     l_closed, r_closed = l_down.replace(grip=0.0), r_down.replace(grip=0.0)
@@ -177,6 +188,50 @@ def insertion_pick(world: World, flaw: GraspFlaw = GraspFlaw()) -> list[Keyframe
         Keyframe(15, l_closed, r_closed, "grasp"),
         Keyframe(50, l_up, r_up, "lift"),
         Keyframe(20, l_up, r_up, "lift"),
+    ]
+
+
+def insertion_repick(world: World, arm: int) -> list[Keyframe]:
+    """One arm (0 left: the socket, 1 right: the peg) picks its object from the table and lifts it beside the
+    meeting point; the other arm holds its target, so the object it carries stays where it is."""
+    if arm == 1:
+        pos, quat = _peg_grasp(world.objects[:7])
+        up = MEET_INSERTION + [0.16, 0, 0]
+    else:
+        pos, quat = _socket_grasp(world.objects[7:14])
+        up = MEET_INSERTION + [-0.12, 0, 0]
+    above = ArmTarget(pos + [0, 0, 0.1], quat, 1.0)
+    closed = above.replace(pos=pos, grip=0.0)
+    steps = [
+        (40, above, "approach"),
+        (30, above.replace(pos=pos), "descend"),
+        (15, closed, "grasp"),
+        (50, closed.replace(pos=up), "lift"),
+        (20, closed.replace(pos=up), "lift"),
+    ]
+    if arm == 1:
+        return [Keyframe(n, world.left, target, label) for n, target, label in steps]
+    return [Keyframe(n, target, world.right, label) for n, target, label in steps]
+
+
+def insertion_place(world: World, clearance: float = 0.004) -> list[Keyframe]:
+    """Right arm: draw the peg back out of the socket's way, lower it until its lowest edge is ``clearance``
+    above the table (a peg pivoted in the fingers hangs lower at one end), open and move up. The left arm
+    holds the socket where it is."""
+    peg = world.objects[:7]
+    rot = np.empty(9)
+    mujoco.mju_quat2Mat(rot, peg[3:7])
+    lowest = peg[2] - float(
+        np.abs(rot.reshape(3, 3)[2]) @ np.array([PEG_HALF, PEG_HALF_WIDTH, PEG_HALF_WIDTH])
+    )
+    back = world.right.replace(pos=world.right_grasp_pos + [0.04, 0, 0])
+    down = back.replace(pos=back.pos - [0, 0, lowest - clearance])
+    opened = down.replace(grip=1.0)
+    return [
+        Keyframe(15, world.left, back, "place"),
+        Keyframe(40, world.left, down, "place"),
+        Keyframe(15, world.left, opened, "place"),
+        Keyframe(20, world.left, opened.replace(pos=down.pos + [0, 0, 0.06]), "place"),
     ]
 
 
