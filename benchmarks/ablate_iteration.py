@@ -72,6 +72,9 @@ def main() -> int:
     )
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the run's)")
     ap.add_argument(
+        "--ema-decay", type=float, default=None, help="deploy an exponential moving average of the weights"
+    )
+    ap.add_argument(
         "--eval-episodes", type=int, default=None, help="evaluation episodes (default: the run's)"
     )
     args = ap.parse_args()
@@ -120,6 +123,8 @@ def main() -> int:
     trainer = attrs.evolve(training.trainer, seed=training.trainer.seed + args.trainer_seed_offset)
     if args.steps is not None:
         trainer = attrs.evolve(trainer, steps=args.steps)
+    if args.ema_decay is not None:
+        trainer = attrs.evolve(trainer, ema_decay=args.ema_decay)
     training = attrs.evolve(training, trainer=trainer)
     policy = policy_checkpoint(
         run.stage(
