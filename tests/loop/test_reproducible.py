@@ -87,7 +87,7 @@ def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
 
     ablated = tmp_path / "ablated"
     args = ["--out", str(ablated), "--steps", "5", "--eval-episodes", "2", "--force-interventions", "false"]
-    args += ["--iteration-policy", "retrain"]
+    args += ["--iteration-policy", "retrain", "--ema-decay", "0.9"]
     summary = json.loads(_benchmark("ablate_iteration.py", str(run), *args).strip().splitlines()[-1])
     assert summary["episodes_metrics"]["episodes"] == 2
     original = json.loads((run / "stages" / "label-1" / "summary.json").read_text())["label_set"]
