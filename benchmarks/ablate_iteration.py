@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import attrs
+import torch
 
 from recap import config as recap_config
 from recap.data import EpisodeStore
@@ -37,6 +39,7 @@ from recap.loop.training_stages import (
     value_checkpoint,
 )
 from recap.plugins import get_registry
+from recap.train.checkpoint import WEIGHTS, load_policy, write_safetensors
 
 
 def _bool(text: str) -> bool:
@@ -71,6 +74,11 @@ def main() -> int:
         help="train policy-K this way (retrain: from fresh weights with the pre-training settings)",
     )
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the run's)")
+    ap.add_argument(
+        "--reinit",
+        default=None,
+        help="re-initialise pi_pre's weights whose names contain this (e.g. indicator_embed) before fine-tuning",
+    )
     ap.add_argument(
         "--ema-decay", type=float, default=None, help="deploy an exponential moving average of the weights"
     )
@@ -126,6 +134,12 @@ def main() -> int:
     if args.ema_decay is not None:
         trainer = attrs.evolve(trainer, ema_decay=args.ema_decay)
     training = attrs.evolve(training, trainer=trainer)
+    if args.reinit is not None:
+        if init_from is None:
+            raise SystemExit(
+                "--reinit changes pi_pre's weights; it has nothing to do with --iteration-policy retrain"
+            )
+        init_from = _reinitialised(init_from, args.reinit, args.out / "init", trainer.seed, reg)
     policy = policy_checkpoint(
         run.stage(
             f"policy-{k}",
@@ -146,6 +160,20 @@ def main() -> int:
         )
     )
     return 0
+
+
+def _reinitialised(checkpoint: Path, part: str, out: Path, seed: int, reg) -> Path:
+    """A copy of the policy ``checkpoint`` whose modules named with ``part`` are initialised afresh (seeded)."""
+    model, _ = load_policy(checkpoint, reg)
+    names = [n for n, m in model.named_modules() if part in n and hasattr(m, "reset_parameters")]
+    if not names:
+        raise SystemExit(f"no module of {checkpoint} has {part!r} in its name")
+    torch.manual_seed(seed)
+    for name in names:
+        model.get_submodule(name).reset_parameters()
+    shutil.copytree(checkpoint, out, dirs_exist_ok=True)
+    write_safetensors(model.state_dict(), out / WEIGHTS)
+    return out
 
 
 if __name__ == "__main__":

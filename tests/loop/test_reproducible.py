@@ -95,6 +95,14 @@ def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
     assert relabelled != original  # a new label set beside the run's own
     assert not (run / "stages" / "eval-pretrain").exists()  # the ablated run is only read
 
+    reinit = tmp_path / "reinit"
+    args = ["--out", str(reinit), "--steps", "2", "--eval-episodes", "1", "--reinit", "indicator_embed"]
+    _benchmark("ablate_iteration.py", str(run), *args)
+    before = load_file(run / "stages" / "policy-pretrain" / "policy" / WEIGHTS)
+    after = load_file(reinit / "init" / WEIGHTS)
+    changed = [name for name in before if not np.array_equal(before[name], after[name])]
+    assert changed == ["indicator_embed.weight"]  # only the indicator's embedding is drawn afresh
+
     arms = tmp_path / "arms"
     table = _benchmark(
         "extractors.py", "--run", str(run), "--out", str(arms), "--iterations", "1", "--guidance", "2.0"
