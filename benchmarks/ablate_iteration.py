@@ -10,6 +10,7 @@ relabelling adds its label set to the run's store (a new name; existing label se
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/no-corrections --drop-source correction
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/no-forcing --force-interventions false
     python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/mc --mode monte_carlo --steps 5000
+    python benchmarks/ablate_iteration.py runs/demo --out runs/ablate/fresh-indicator --reinit indicator_embed
 
 ``--out`` becomes a run directory of its own (``config.toml``, ``stages/label-K``, ``policy-K``, ``eval-K``),
 so ``benchmarks/failures.py OUT`` reads it like a loop run. Prints the evaluation summary as JSON.
