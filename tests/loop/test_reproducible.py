@@ -136,6 +136,12 @@ def _check_fork_reruns_the_iteration(run: Path, tmp_path: Path) -> None:
     assert "[collect-1] done earlier, skipping" in done.stdout
     assert "[value-1] running" in done.stdout and "[policy-1] running" in done.stdout
     assert _episodes(fork).keys() == _episodes(run).keys()
+    kept = json.loads((fork / "stages" / "label-pretrain" / "summary.json").read_text())["label_set"]
+    source_store, fork_store = EpisodeStore.open(run / "store"), EpisodeStore.open(fork / "store")
+    # the kept label set with the labeller's record as it was (label-1's set is written again by its stage)
+    assert (
+        fork_store.label_set_metadata(kept)["metadata"] == source_store.label_set_metadata(kept)["metadata"]
+    )
     rerun = {p: w for p, w in _checkpoints(fork).items() if Path(p).parts[1] in ("value-1", "policy-1")}
     source = _checkpoints(run)
     assert len(rerun) == 2

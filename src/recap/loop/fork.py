@@ -94,7 +94,7 @@ def fork_run(source: Path, cfg: LoopConfig, registry: Any, through: int) -> dict
     for name in src_store.label_sets():
         labels = src_store.read_labels(name)
         if set(labels) <= ids:  # a set that labels later episodes belongs to a stage that runs again
-            store.write_labels(name, labels, src_store.label_set_metadata(name))
+            store.write_labels(name, labels, src_store.label_set_metadata(name)["metadata"])
             label_sets.append(name)
     record = {
         "source": str(source),
