@@ -433,6 +433,11 @@ class EpisodeStore:
         lengths = {m.episode_id: m.length for m in self.episodes()}
         label_files.write_label_set(self.root / "labels", name, labels, metadata, lengths)
 
+    def copy_label_set(self, source: EpisodeStore, name: str) -> None:
+        """Write ``source``'s label set ``name`` here as it is: its labels and the labeller's record (the
+        episodes it labels must be in this store)."""
+        self.write_labels(name, source.read_labels(name), source.label_set_metadata(name)["metadata"])
+
     def read_labels(self, name: str) -> dict[str, dict[str, torch.Tensor]]:
         return label_files.read_label_set(self.root / "labels", name)
 

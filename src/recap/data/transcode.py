@@ -98,7 +98,7 @@ def transcode(
         worst, worst_frame = min(worst, camera), min(worst_frame, frame)
     names = source.label_sets()
     for name in names:
-        copy.write_labels(name, source.read_labels(name), source.label_set_metadata(name)["metadata"])
+        copy.copy_label_set(source, name)
     return TranscodeReport(
         episodes=len(metas),
         steps=sum(m.length for m in metas),

@@ -89,13 +89,10 @@ def fork_run(source: Path, cfg: LoopConfig, registry: Any, through: int) -> dict
     kept = [m for m in src_store.episodes() if m.iteration is not None and m.iteration <= through]
     for meta in kept:
         store.copy_episode(src_store, meta.episode_id)
-    ids = {m.episode_id for m in kept}
-    label_sets = []
-    for name in src_store.label_sets():
-        labels = src_store.read_labels(name)
-        if set(labels) <= ids:  # a set that labels later episodes belongs to a stage that runs again
-            store.write_labels(name, labels, src_store.label_set_metadata(name)["metadata"])
-            label_sets.append(name)
+    # the kept label stages' sets label only kept episodes; later ones belong to stages that run again
+    label_sets = sorted({s["label_set"] for s in (_summary(out, n) for n in stages) if "label_set" in s})
+    for name in label_sets:
+        store.copy_label_set(src_store, name)
     record = {
         "source": str(source),
         "through_iteration": through,
@@ -106,6 +103,10 @@ def fork_run(source: Path, cfg: LoopConfig, registry: Any, through: int) -> dict
     write_json_atomic(out / FORKED_FROM, record)
     recap_config.dump(cfg, out / "config.toml", registry)
     return record
+
+
+def _summary(run: Path, stage: str) -> dict[str, Any]:
+    return json.loads((run / "stages" / stage / SUMMARY).read_text())
 
 
 def _check_compatible(source_cfg: LoopConfig, cfg: LoopConfig, registry: Any, source: Path) -> None:

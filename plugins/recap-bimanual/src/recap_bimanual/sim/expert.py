@@ -179,6 +179,10 @@ class ScriptedExpert:
         if carried and self.misalignment_deg() > self.config.bad_grasp_deg:
             return "bad_grasp"
         dropped = self._lifted[0] and on_table and not held_right and not held_left
+        return self._dropped_or_stalled(dropped)
+
+    def _dropped_or_stalled(self, dropped: bool) -> str | None:
+        """The watches both tasks share: an object dropped for 5 ticks, or no progress for too long."""
         self._dropped_for = self._dropped_for + 1 if dropped else 0
         if self._dropped_for >= 5:
             return "dropped"
@@ -248,12 +252,7 @@ class ScriptedExpert:
         if carried and self.peg_pivot_deg() > self.config.peg_pivot_deg:
             return "bad_grasp"
         dropped = (self._lifted[0] and held.peg_on_table) or (self._lifted[1] and held.socket_on_table)
-        self._dropped_for = self._dropped_for + 1 if dropped else 0
-        if self._dropped_for >= 5:
-            return "dropped"
-        if self._tick - self._best_at > self.config.no_progress_steps:
-            return "no_progress"
-        return None
+        return self._dropped_or_stalled(dropped)
 
     def _insertion_repair(self) -> list[str]:
         """Phases that leave the peg well held in the right gripper and the socket in the left, each arm
