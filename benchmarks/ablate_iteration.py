@@ -62,6 +62,12 @@ def main() -> int:
     ap.add_argument("--positive-fraction", type=float, default=None, help="relabel with this setting")
     ap.add_argument("--lookahead", type=int, default=None, help="relabel with this n-step lookahead N")
     ap.add_argument(
+        "--successful-only",
+        type=_bool,
+        default=None,
+        help="relabel with this setting (positives only in successes)",
+    )
+    ap.add_argument(
         "--mode", choices=("nstep", "monte_carlo"), default=None, help="relabel with this advantage"
     )
     ap.add_argument(
@@ -108,6 +114,7 @@ def main() -> int:
             ("force_interventions", args.force_interventions),
             ("positive_fraction", args.positive_fraction),
             ("lookahead", args.lookahead),
+            ("successful_only", args.successful_only),
             ("mode", args.mode),
         )
         if value is not None

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from recap.builtins.labeler import RecapLabeler, RecapLabelerConfig
-from recap.errors import SchemaError
+from recap.errors import LabelError, SchemaError
 from recap.protocols import EpisodeToLabel
 from recap.testing.labeler_suite import LabelerConformance, make_episodes
 
@@ -63,3 +63,34 @@ def test_mismatched_lengths_named():
 def test_config_validation():
     with pytest.raises(ValueError, match="positive_fraction"):
         RecapLabelerConfig(positive_fraction=1.5)
+
+
+def _doomed_and_good() -> list[EpisodeToLabel]:
+    # A success whose value rises steadily, and a failure whose value also rises for a while (a cube lifted
+    # at a roll that drops it later): n-step windows inside the failure look like progress.
+    t = torch.arange(100.0)
+    good = EpisodeToLabel("good", "task", True, -(100 - t) / 100, torch.zeros(100, dtype=torch.bool))
+    doomed_values = torch.where(t < 15, -0.95 + 0.012 * t, torch.full((100,), -0.77))
+    intervened = torch.zeros(100, dtype=torch.bool)
+    intervened[90:] = True
+    doomed = EpisodeToLabel("doomed", "task", False, doomed_values, intervened)
+    return [good, doomed]
+
+
+def test_successful_only_keeps_positives_out_of_failed_episodes():
+    eps = _doomed_and_good()
+    plain = RecapLabeler(RecapLabelerConfig(lookahead=10, positive_fraction=0.4)).label(eps, {"task": 100})
+    assert plain.episodes["doomed"]["indicator"][:15].any()  # the failure mode the setting exists for
+
+    cfg = RecapLabelerConfig(lookahead=10, positive_fraction=0.4, successful_only=True)
+    res = RecapLabeler(cfg).label(eps, {"task": 100})
+    doomed, good = res.episodes["doomed"]["indicator"], res.episodes["good"]["indicator"]
+    assert not doomed[:90].any() and doomed[90:].all()  # only its forced intervention steps
+    assert good.float().mean().item() == pytest.approx(0.4, abs=0.01)  # the fraction counts successful steps
+    assert res.positive_fraction["task"] == pytest.approx(0.2, abs=0.01)  # reported over all steps
+
+
+def test_successful_only_needs_a_success():
+    failed = [EpisodeToLabel("f", "task", False, torch.full((20,), -0.9), torch.zeros(20, dtype=torch.bool))]
+    with pytest.raises(LabelError, match="no episode of task 'task' succeeded"):
+        RecapLabeler(RecapLabelerConfig(successful_only=True)).label(failed, {"task": 20})

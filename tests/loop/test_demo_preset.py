@@ -55,6 +55,7 @@ def test_demo_preset_resolves_to_the_documented_pipeline(registry):
     assert cfg.extractor.dropout == 0.3 and cfg.sft_extractor.sft
     assert (cfg.collect.demos, cfg.collect.episodes_per_iteration, cfg.collect.eval_episodes) == (60, 60, 100)
     assert cfg.finetune_labeler.mode == "nstep" and cfg.finetune_labeler.lookahead == 10
+    assert cfg.finetune_labeler.successful_only and cfg.finetune_labeler.positive_fraction == 0.4
     assert cfg.policy_pretrain.trainer.steps == 60000
     # a resolved preset survives the round trip through plain data (how configs are written to TOML and JSON)
     assert recap_config.from_dict(type(cfg), recap_config.to_dict(cfg, registry), registry) == cfg

@@ -2,7 +2,8 @@
 
 Per task: rewards (Eq. 5), returns normalised by the task's maximum length, advantages (n-step with
 Monte-Carlo fallback for fine-tuning, or Monte-Carlo for pre-training), a threshold eps_l that makes the
-requested share of steps positive, then intervention steps forced positive.
+requested share of steps positive (optionally only among the steps of successful episodes), then intervention
+steps forced positive.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class RecapLabelerConfig(LabelerConfig):
             (paper: ~30% in pre-training, ~40% in fine-tuning).
         per_task_fraction: overrides of ``positive_fraction`` by task prompt.
         c_fail: failure penalty C_fail in steps; None = the task's maximum length (failures normalise to -1).
+        successful_only: only steps of successful episodes can be labelled I = 1 (besides forced
+            interventions), and ``positive_fraction`` is their share of those steps. An n-step window sees only
+            N steps ahead, so inside a failed episode a step that raises V a little (lifting a cube held at a
+            roll that drops it later) ranks like steady progress in a good one; the policy then reads those
+            steps as I = 1. Monte-Carlo advantages need no filter (a failure's return is below every value).
         force_interventions: steps under operator correction get I = 1.
         seed: seeds the tie-breaking among equal advantages at the threshold.
     """
@@ -44,6 +50,7 @@ class RecapLabelerConfig(LabelerConfig):
     positive_fraction: float = attrs.field(default=0.3, validator=fraction)
     per_task_fraction: dict[str, float] = attrs.field(factory=dict)
     c_fail: float | None = None
+    successful_only: bool = False
     force_interventions: bool = True
     seed: int = 0
 
@@ -90,7 +97,15 @@ class RecapLabeler:
             adv = rl.nstep_advantages(rewards, values, lengths, cfg.lookahead, success, max_len)
         else:
             adv = rl.mc_advantages(returns, values, lengths)
-        mask = rl.valid_mask(lengths, values.shape[1])
+        valid = rl.valid_mask(lengths, values.shape[1])
+        mask = valid
+        if cfg.successful_only:
+            if not success.any():
+                raise LabelError(
+                    f"successful_only: no episode of task {eps[0].task!r} succeeded, so no step can be labelled "
+                    "I = 1; record (or label) some successes first, or label with successful_only=False"
+                )
+            mask = valid & success[:, None]
         fraction = cfg.per_task_fraction.get(eps[0].task, cfg.positive_fraction)
         flat_ind, eps_l = rl.indicators_for_fraction(adv[mask], fraction, g)
         indicator = torch.zeros_like(mask)
@@ -102,7 +117,7 @@ class RecapLabeler:
             if cfg.force_interventions:
                 ind = rl.force_interventions(ind, ep.is_intervention.bool())
             out[ep.episode_id] = {"mc_return": returns[i, :n], "advantage": adv[i, :n], "indicator": ind}
-        return out, eps_l, float(flat_ind.float().mean())
+        return out, eps_l, float(indicator[valid].float().mean())  # share of all the task's steps
 
 
 def _check_episode(ep: EpisodeToLabel) -> None:

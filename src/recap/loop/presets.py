@@ -91,8 +91,15 @@ DEMO: dict[str, Any] = {
     },
     "pretrain_labeler": {"name": "recap", "mode": "monte_carlo", "positive_fraction": 0.3},
     # lookahead 10 < the 40-step pauses: a paused step's window then holds no progress and it is labelled
-    # negative; 25% positive because most fine-tuning steps come from failed rollouts (docs/results-history.md)
-    "finetune_labeler": {"name": "recap", "mode": "nstep", "lookahead": 10, "positive_fraction": 0.25},
+    # negative (docs/results-history.md); positives only from successful episodes, 40% of their steps: a
+    # failed episode's steps after its mistake look like progress to a 10-step window (docs/method.md)
+    "finetune_labeler": {
+        "name": "recap",
+        "mode": "nstep",
+        "lookahead": 10,
+        "positive_fraction": 0.4,
+        "successful_only": True,
+    },
     "extractor": {"name": "advantage-conditioning", "dropout": 0.3},
     "sft_extractor": {"name": "advantage-conditioning", "sft": True},
     "collect": {
