@@ -7,7 +7,9 @@ into moving and still steps and by sub-task, for every ``label-*`` stage of the 
 A good fine-tuning label set marks moving steps of successful episodes positive far more often than still
 ones (the demonstrator's pauses) and keeps failed episodes' steps negative; steps recorded under a correction
 are left out of the outcome rows (they are forced to I = 1) and counted in a row of their own. "Still": no
-state dimension moves more than ``--still`` per tick. Sub-tasks are ordered by where they first appear.
+state dimension moves more than ``--still`` per tick. Sub-tasks are ordered by where they first appear. A
+second table gives the label set's mean value V at the first step of each sub-task, by outcome: where the
+value function already tells a doomed episode from a good one.
 """
 
 from __future__ import annotations
@@ -58,6 +60,26 @@ def rows_for(store: EpisodeStore, label_set: str, metas, order: list[str], still
     return table
 
 
+def values_at_subtask_start(store: EpisodeStore, label_set: str, metas, order: list[str]) -> dict:
+    """{outcome: {sub-task number: [V at the sub-task's first step, one per episode that reached it]}}."""
+    out: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    covered = set(store.read_labels(label_set))
+    for m in metas:
+        if m.episode_id not in covered:
+            continue
+        labels = store.episode_labels(label_set, m.episode_id)
+        if "value" not in labels:
+            return {}
+        vocab = store.subtask_vocab(m.episode_id)
+        index = np.asarray(store.arrays(m.episode_id)["subtask_index"])
+        for i in np.unique(index):
+            t = int(np.argmax(index == i))
+            out["successful" if m.success else "failed"][order.index(vocab[i])].append(
+                float(labels["value"][t])
+            )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="loop run directories (with stages/label-*)")
@@ -96,6 +118,19 @@ def main() -> int:
                     for c in columns
                 ]
                 print(f"| {summary_path.parent.name} | {row} | " + " | ".join(shown) + " |")
+        print()
+        print("| label stage | mean V at the start of, in | " + " | ".join(columns[3:]) + " |")
+        print("|---|---|" + "---|" * (len(columns) - 3))
+        for summary_path in stages:
+            label_set = json.loads(summary_path.read_text())["label_set"]
+            starts = values_at_subtask_start(store, label_set, metas, order)
+            for row in ("successful", "failed"):
+                if row in starts:
+                    cells = [
+                        f"{np.mean(starts[row][i]):+.2f} ({len(starts[row][i])})" if starts[row][i] else "-"
+                        for i in range(len(order))
+                    ]
+                    print(f"| {summary_path.parent.name} | {row} episodes | " + " | ".join(cells) + " |")
         print()
     return 0
 

@@ -56,6 +56,7 @@ PACKAGE_SPREAD = Path(__file__).resolve().parents[1] / "src" / "recap" / "loop" 
 
 
 PRETRAINED_EVAL = "eval-pretrain"
+DEFAULT_OUT = Path("runs/seeds")
 
 
 def _row(name: str, summary: dict[str, Any], late_failures: float) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
     summaries = result.summaries | {PRETRAINED_EVAL: _evaluate_pretrained(cfg, registry)}
     results = {
         "preset": args.preset,
-        "overrides": overrides,
+        "overrides": _effective(args.preset, overrides),
         "seed": args.seed,
         "iterations": args.iterations,
         "forked_from": None if args.fork_from is None else f"{args.fork_from} at iteration {args.fork_at}",
@@ -117,8 +118,20 @@ def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _effective(preset: str, overrides: list[str]) -> list[str]:
+    """``overrides``, or none when they leave the preset as it is today (a fork's overrides that later became
+    the preset's defaults): the spread is then the preset's own."""
+    if overrides and parse_loop_args([preset, *overrides], "benchmarks/seeds.py") == parse_loop_args(
+        [preset], "benchmarks/seeds.py"
+    ):
+        return []
+    return list(overrides)
+
+
 def _finished(out: Path) -> list[dict[str, Any]]:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob(f"seed-*/{RESULTS}"))]
+    for r in runs:
+        r["overrides"] = _effective(r["preset"], r["overrides"])
     if not runs:
         sys.exit(f"no finished seed under {out}: run `python benchmarks/seeds.py --seed N` first")
     kinds = {(r["preset"], tuple(r["overrides"]), r["iterations"]) for r in runs}
@@ -175,9 +188,12 @@ def aggregate(args: argparse.Namespace) -> int:
     first = runs[0]
     seeds = [r["seed"] for r in runs]
     overrides = " ".join(first["overrides"])
-    per_seed = f"python benchmarks/seeds.py --preset {{preset}} --iterations {first['iterations']} --seed N"
+    out = "" if args.out == DEFAULT_OUT else f" --out {args.out}"
+    per_seed = (
+        f"python benchmarks/seeds.py --preset {{preset}} --iterations {first['iterations']} --seed N{out}"
+    )
     command = f"{per_seed}{' -- ' + overrides if overrides else ''} (N = {', '.join(map(str, seeds))}), then "
-    command += "python benchmarks/seeds.py --aggregate --package-data"
+    command += f"python benchmarks/seeds.py --aggregate{out} --package-data"
     spread = {
         "preset": first["preset"],
         "overrides": first["overrides"],
@@ -221,7 +237,7 @@ def main() -> int:
     what.add_argument("--aggregate", action="store_true", help="tables over every finished seed under --out")
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--iterations", type=int, default=2, help="Recap iterations K per seed")
-    ap.add_argument("--out", type=Path, default=Path("runs/seeds"))
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument(
         "--package-data", action="store_true", help="with --aggregate: write the package's spread"
     )

@@ -84,6 +84,9 @@ def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
     assert labels[:2] == ["demonstrator (its own demonstration seeds)", "pre-trained (I = 1)"]
     assert labels[2:] == ["SFT", "Recap iter 1"]
     assert "| pre-trained (I = 1) |" in _benchmark("seeds.py", "--aggregate", "--out", str(seeds))
+    assert f"--aggregate --out {seeds}" in (seeds / "results.md").read_text()  # the command names its --out
+    quality = _benchmark("label_quality.py", str(run))
+    assert "| label-1 | successful |" in quality and "| label-pretrain | successful episodes |" in quality
 
     ablated = tmp_path / "ablated"
     args = ["--out", str(ablated), "--steps", "5", "--eval-episodes", "2", "--force-interventions", "false"]

@@ -52,6 +52,10 @@ def tiny_loop(
         time_limit=time_limit,
         workers=1,
     )
+    # episodes this short never succeed, and a labeler that draws positives only from successes refuses that
+    labeler = cfg.finetune_labeler
+    if hasattr(labeler, "successful_only"):
+        labeler = attrs.evolve(labeler, successful_only=False)
     return attrs.evolve(
         cfg,
         out=out,
@@ -60,5 +64,5 @@ def tiny_loop(
         backend=attrs.evolve(cfg.backend, time_limit=time_limit),
         collect=collect,
         **training,
-        **overrides,
+        **{"finetune_labeler": labeler, **overrides},
     )
