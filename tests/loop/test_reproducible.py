@@ -87,6 +87,9 @@ def _check_benchmarks_read_the_run(run: Path, tmp_path: Path) -> None:
     assert f"--aggregate --out {seeds}" in (seeds / "results.md").read_text()  # the command names its --out
     quality = _benchmark("label_quality.py", str(run))
     assert "| label-1 | successful |" in quality and "| label-pretrain | successful episodes |" in quality
+    first = json.loads((run / "stages" / "eval-1" / "eval.json").read_text())["episodes"][0]
+    traced = _benchmark("trace_episode.py", str(run), "--stage", "eval-1", "--episodes", "1")
+    assert f"## seed {first['seed']}: success {first['success']}" in traced  # the same episode, replayed
 
     ablated = tmp_path / "ablated"
     args = ["--out", str(ablated), "--steps", "5", "--eval-episodes", "2", "--force-interventions", "false"]
