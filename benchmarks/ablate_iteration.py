@@ -59,6 +59,9 @@ def main() -> int:
         "--drop-source", nargs="*", default=[], help="episode sources left out of policy-K's data"
     )
     ap.add_argument("--force-interventions", type=_bool, default=None, help="relabel with this setting")
+    ap.add_argument(
+        "--force-failed-interventions", type=_bool, default=None, help="relabel with this setting"
+    )
     ap.add_argument("--positive-fraction", type=float, default=None, help="relabel with this setting")
     ap.add_argument("--lookahead", type=int, default=None, help="relabel with this n-step lookahead N")
     ap.add_argument(
@@ -112,6 +115,7 @@ def main() -> int:
         name: value
         for name, value in (
             ("force_interventions", args.force_interventions),
+            ("force_failed_interventions", args.force_failed_interventions),
             ("positive_fraction", args.positive_fraction),
             ("lookahead", args.lookahead),
             ("successful_only", args.successful_only),

@@ -1,3 +1,4 @@
+import attrs
 import pytest
 import torch
 
@@ -94,3 +95,12 @@ def test_successful_only_needs_a_success():
     failed = [EpisodeToLabel("f", "task", False, torch.full((20,), -0.9), torch.zeros(20, dtype=torch.bool))]
     with pytest.raises(LabelError, match="no episode of task 'task' succeeded"):
         RecapLabeler(RecapLabelerConfig(successful_only=True)).label(failed, {"task": 20})
+
+
+def test_failed_corrections_can_be_left_to_their_advantage():
+    eps = _doomed_and_good()
+    cfg = RecapLabelerConfig(lookahead=10, positive_fraction=0.4, successful_only=True)
+    res = RecapLabeler(attrs.evolve(cfg, force_failed_interventions=False)).label(eps, {"task": 100})
+    assert not res.episodes["doomed"]["indicator"].any()  # its correction failed: nothing forced
+    forced = RecapLabeler(cfg).label(eps, {"task": 100}).episodes["doomed"]["indicator"]
+    assert forced[90:].all()  # the paper's default: every correction step is positive

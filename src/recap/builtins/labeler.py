@@ -42,6 +42,9 @@ class RecapLabelerConfig(LabelerConfig):
             roll that drops it later) ranks like steady progress in a good one; the policy then reads those
             steps as I = 1. Monte-Carlo advantages need no filter (a failure's return is below every value).
         force_interventions: steps under operator correction get I = 1.
+        force_failed_interventions: with ``force_interventions``, also the correction steps of episodes that
+            failed in the end (the paper assumes every correction is good; a scripted or tired operator's
+            correction that runs out of time is not). False leaves them to their advantage like any step.
         seed: seeds the tie-breaking among equal advantages at the threshold.
     """
 
@@ -52,6 +55,7 @@ class RecapLabelerConfig(LabelerConfig):
     c_fail: float | None = None
     successful_only: bool = False
     force_interventions: bool = True
+    force_failed_interventions: bool = True
     seed: int = 0
 
 
@@ -114,7 +118,7 @@ class RecapLabeler:
         for i, ep in enumerate(eps):
             n = int(lengths[i])
             ind = indicator[i, :n]
-            if cfg.force_interventions:
+            if cfg.force_interventions and (ep.success or cfg.force_failed_interventions):
                 ind = rl.force_interventions(ind, ep.is_intervention.bool())
             out[ep.episode_id] = {"mc_return": returns[i, :n], "advantage": adv[i, :n], "indicator": ind}
         return out, eps_l, float(indicator[valid].float().mean())  # share of all the task's steps
