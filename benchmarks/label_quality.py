@@ -6,7 +6,7 @@ into moving and still steps and by sub-task, for every ``label-*`` stage of the 
 
 A good fine-tuning label set marks moving steps of successful episodes positive far more often than still
 ones (the demonstrator's pauses) and keeps failed episodes' steps negative; steps recorded under a correction
-are left out of the outcome rows (they are forced to I = 1) and counted in a row of their own. "Still": no
+are left out of the outcome rows (they are forced to I = 1 by default) and counted in rows of their own. "Still": no
 state dimension moves more than ``--still`` per tick. Sub-tasks are ordered by where they first appear. A
 second table gives the label set's mean value V at the first step of each sub-task, by outcome: where the
 value function already tells a doomed episode from a good one.
@@ -55,8 +55,8 @@ def rows_for(store: EpisodeStore, label_set: str, metas, order: list[str], still
         for column, mask in cells.items():
             table[row][column][0] += int(indicator[mask].sum())
             table[row][column][1] += int(mask.sum())
-        table["under correction (forced)"]["all"][0] += int(indicator[forced].sum())
-        table["under correction (forced)"]["all"][1] += int(forced.sum())
+        table[f"{row}: under correction"]["all"][0] += int(indicator[forced].sum())
+        table[f"{row}: under correction"]["all"][1] += int(forced.sum())
     return table
 
 
@@ -107,7 +107,7 @@ def main() -> int:
         for summary_path in stages:
             label_set = json.loads(summary_path.read_text())["label_set"]
             table = rows_for(store, label_set, metas, order, args.still)
-            for row in ("successful", "failed", "under correction (forced)"):
+            for row in ("successful", "failed", "successful: under correction", "failed: under correction"):
                 cells = table.get(row)
                 if not cells or not cells["all"][1]:
                     continue
