@@ -68,6 +68,8 @@ def test_demo_insertion_runs_the_loop_on_insertion(tmp_path):
     preset = recap_config.resolve_preset("demo-insertion", reg)
     assert preset.task == preset.backend.task == preset.eval_backend.task == "insertion"
     assert preset.expert is not None and preset.collect.time_limit == preset.backend.time_limit == 600
+    labeler = preset.finetune_labeler  # the labels measured best on insertion: every episode, 25%
+    assert not labeler.successful_only and labeler.positive_fraction == 0.25
     cfg = attrs.evolve(_tiny(preset), out=tmp_path / "run")
     run_loop(cfg, reg, log=lambda line: None)
 
