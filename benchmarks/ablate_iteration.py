@@ -81,7 +81,7 @@ def main() -> int:
         "--iteration-policy",
         choices=ITERATION_POLICIES,
         default=None,
-        help="train policy-K this way (retrain: from fresh weights with the pre-training settings)",
+        help="train policy-K this way (retrain: from fresh weights with the pre-training settings; continue: from policy-(K-1))",
     )
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the run's)")
     ap.add_argument(
@@ -139,7 +139,10 @@ def main() -> int:
     else:
         label_set = original.summary(f"label-{k}")["label_set"]
     episodes = [m for m in run.experience_through(k) if m.source not in set(args.drop_source)]
-    training, init_from = iteration_policy_training(cfg, policy_checkpoint(original.dir("policy-pretrain")))
+    previous = policy_checkpoint(original.dir(f"policy-{k - 1}")) if k > 1 else None
+    training, init_from = iteration_policy_training(
+        cfg, policy_checkpoint(original.dir("policy-pretrain")), previous
+    )
     trainer = attrs.evolve(training.trainer, seed=training.trainer.seed + args.trainer_seed_offset)
     if args.steps is not None:
         trainer = attrs.evolve(trainer, steps=args.steps)

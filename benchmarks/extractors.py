@@ -117,7 +117,8 @@ def main() -> int:
         )
         arms[f"Recap iteration {last}, CFG (beta={beta:g})"] = runner.dir(name)
     # the arms are trained the way the loop trains pi_k (fine-tuned from pi_pre, or retrained like it)
-    training, init_from = iteration_policy_training(cfg, pi_pre)
+    previous = run_dir / "stages" / f"policy-{last - 1}" / POLICY_DIR if last > 1 else None
+    training, init_from = iteration_policy_training(cfg, pi_pre, previous)
     for arm, extractor in (("AWR", {"name": "awr"}), ("PPO", {"name": "ppo"})):
         ext = _extractor(extractor, reg)
         key = arm.lower()

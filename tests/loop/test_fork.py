@@ -50,3 +50,16 @@ def test_a_fork_needs_the_collection_finished_and_a_new_directory(source, tmp_pa
     (tmp_path / "fork" / "stages").mkdir(parents=True)
     with pytest.raises(ConfigError, match="already holds a run"):
         fork_run(cfg.out, retrain, reg, 1)
+
+
+def test_each_iteration_policy_names_its_starting_weights(source, tmp_path):
+    from recap.loop.training_stages import iteration_policy_training
+
+    cfg, _ = source
+    pi_pre, pi_1 = tmp_path / "pi_pre", tmp_path / "pi_1"
+    assert iteration_policy_training(cfg, pi_pre, pi_1) == (cfg.policy_finetune, pi_pre)  # the paper's
+    cont = attrs.evolve(cfg, iteration_policy="continue")
+    assert iteration_policy_training(cont, pi_pre, pi_1) == (cfg.policy_finetune, pi_1)
+    assert iteration_policy_training(cont, pi_pre, None) == (cfg.policy_finetune, pi_pre)  # iteration 1
+    retrain = attrs.evolve(cfg, iteration_policy="retrain")
+    assert iteration_policy_training(retrain, pi_pre, pi_1) == (cfg.policy_pretrain, cfg.policy_init)

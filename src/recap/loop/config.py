@@ -59,7 +59,7 @@ class StageTraining:
 
 
 #: how pi_k is trained in each iteration (``LoopConfig.iteration_policy``)
-ITERATION_POLICIES = ("finetune", "retrain")
+ITERATION_POLICIES = ("finetune", "retrain", "continue")
 
 
 @attrs.frozen
@@ -92,7 +92,9 @@ class LoopConfig:
             scratch (e.g. public pi0.5 weights from ``recap weights import``; its own config then applies).
         iteration_policy: how pi_k is trained on D: ``finetune`` fine-tunes pi_pre with ``policy_finetune``
             (Algorithm 1 as the paper writes it); ``retrain`` trains it the way pi_pre was trained (from
-            ``policy_init`` or fresh weights, with ``policy_pretrain``), on D and the iteration's labels.
+            ``policy_init`` or fresh weights, with ``policy_pretrain``), on D and the iteration's labels;
+            ``continue`` fine-tunes pi_(k-1), the policy that collected the iteration's data, from the second
+            iteration on (pi_pre in the first).
             Where pi_pre is itself trained on the task's demonstrations only, fine-tuning it under new labels
             can undo what the demonstrations taught (docs/results.md measures both).
     """

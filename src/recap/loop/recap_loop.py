@@ -111,8 +111,8 @@ def _run_stages(run: LoopRun) -> LoopResult:
             labeler=cfg.finetune_labeler,
             episodes=run.experience_through(k),
         ).summary["label_set"]
-        # 9: pi^k from pi_pre (or retrained like it) on D, conditioned on V^k's improvement indicator
-        training, init_from = iteration_policy_training(cfg, pi_pre)
+        # 9: pi^k from pi_pre (or retrained like it, or from pi^(k-1)) on D, conditioned on V^k's indicator
+        training, init_from = iteration_policy_training(cfg, pi_pre, policy if k > 1 else None)
         policy = policy_checkpoint(
             run.stage(
                 f"policy-{k}",

@@ -38,10 +38,15 @@ def seeded_trainer(run: LoopRun, training: StageTraining) -> TrainerConfig:
     return attrs.evolve(training.trainer, seed=training.trainer.seed + RUN_SEED_SPACING * run.cfg.seed)
 
 
-def iteration_policy_training(cfg: LoopConfig, pi_pre: Path) -> tuple[StageTraining, Path | None]:
-    """The training settings and initial weights of pi_k (``LoopConfig.iteration_policy``)."""
+def iteration_policy_training(
+    cfg: LoopConfig, pi_pre: Path, previous: Path | None = None
+) -> tuple[StageTraining, Path | None]:
+    """The training settings and initial weights of pi_k (``LoopConfig.iteration_policy``); ``previous`` is
+    pi_(k-1) from iteration 2 on (None in the first iteration)."""
     if cfg.iteration_policy == "retrain":
         return cfg.policy_pretrain, cfg.policy_init
+    if cfg.iteration_policy == "continue" and previous is not None:
+        return cfg.policy_finetune, previous
     return cfg.policy_finetune, pi_pre
 
 
@@ -120,6 +125,7 @@ def train_policy_stage(
         "checkpoint": str(result.checkpoint),
         "metrics": result.train.metrics,
         "resumed_from": result.train.resumed_from,
+        "init_from": None if init_from is None else str(init_from),
         "episodes": len(episodes),
     }
 
