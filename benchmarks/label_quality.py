@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,34 +25,55 @@ import numpy as np
 from recap.data.store import EpisodeStore
 
 
-def subtask_order(store: EpisodeStore, metas) -> list[str]:
-    """Sub-task texts ordered by their mean first step over the episodes."""
-    first: dict[str, list[float]] = defaultdict(list)
-    for m in metas:
-        index = np.asarray(store.arrays(m.episode_id)["subtask_index"])
-        vocab = store.subtask_vocab(m.episode_id)
-        for i in np.unique(index):
-            first[vocab[i]].append(float(np.argmax(index == i)) / max(len(index), 1))
-    return sorted(first, key=lambda text: np.mean(first[text]))
+@dataclass(frozen=True)
+class EpisodeSteps:
+    """What the tables need of one episode's steps, read from the store once."""
+
+    success: bool
+    still: np.ndarray  # bool [T]
+    forced: np.ndarray  # bool [T]: recorded under a correction
+    subtask: np.ndarray  # int [T]: position of the step's sub-task in the run's order
 
 
-def rows_for(store: EpisodeStore, label_set: str, metas, order: list[str], still_below: float) -> dict:
-    """{row name: {column: [positive count, steps]}}."""
-    table: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    covered = set(store.read_labels(label_set))
+def episode_steps(
+    store: EpisodeStore, metas, still_below: float
+) -> tuple[dict[str, EpisodeSteps], list[str]]:
+    """Each episode's steps, and the sub-task texts ordered by their mean first step over the episodes."""
+    raw, first = {}, defaultdict(list)
     for m in metas:
-        if m.episode_id not in covered:
-            continue
         arrays = store.arrays(m.episode_id)
-        indicator = store.episode_labels(label_set, m.episode_id)["indicator"].numpy().astype(bool)
+        vocab = store.subtask_vocab(m.episode_id)
+        texts = np.array([vocab[i] for i in np.asarray(arrays["subtask_index"])])
+        for text in np.unique(texts):
+            first[text].append(float(np.argmax(texts == text)) / max(len(texts), 1))
         state = np.asarray(arrays["observation.state"])
         still = np.abs(np.diff(state, axis=0, append=state[-1:])).max(1) < still_below
-        forced = np.asarray(arrays["is_intervention"]).astype(bool)
-        vocab = store.subtask_vocab(m.episode_id)
-        subtask = np.array([vocab[i] for i in np.asarray(arrays["subtask_index"])])
-        row = "successful" if m.success else "failed"
-        cells = {"all": ~forced, "moving": ~forced & ~still, "still": ~forced & still}
-        cells.update({f"sub-task {order.index(t)}": ~forced & (subtask == t) for t in order})
+        raw[m.episode_id] = (
+            bool(m.success),
+            still,
+            np.asarray(arrays["is_intervention"]).astype(bool),
+            texts,
+        )
+    order = sorted(first, key=lambda text: np.mean(first[text]))
+    number = {text: i for i, text in enumerate(order)}
+    steps = {
+        eid: EpisodeSteps(success, still, forced, np.array([number[t] for t in texts]))
+        for eid, (success, still, forced, texts) in raw.items()
+    }
+    return steps, order
+
+
+def rows_for(steps: dict[str, EpisodeSteps], labels: dict, subtasks: int) -> dict:
+    """{row name: {column: [positive count, steps]}} over the episodes the label set covers."""
+    table: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for eid, ep in steps.items():
+        if eid not in labels:
+            continue
+        indicator = labels[eid]["indicator"].numpy().astype(bool)
+        forced = ep.forced
+        row = "successful" if ep.success else "failed"
+        cells = {"all": ~forced, "moving": ~forced & ~ep.still, "still": ~forced & ep.still}
+        cells.update({f"sub-task {i}": ~forced & (ep.subtask == i) for i in range(subtasks)})
         for column, mask in cells.items():
             table[row][column][0] += int(indicator[mask].sum())
             table[row][column][1] += int(mask.sum())
@@ -60,23 +82,18 @@ def rows_for(store: EpisodeStore, label_set: str, metas, order: list[str], still
     return table
 
 
-def values_at_subtask_start(store: EpisodeStore, label_set: str, metas, order: list[str]) -> dict:
-    """{outcome: {sub-task number: [V at the sub-task's first step, one per episode that reached it]}}."""
+def values_at_subtask_start(steps: dict[str, EpisodeSteps], labels: dict) -> dict:
+    """{outcome: {sub-task number: [V at the sub-task's first step, one per episode that reached it]}};
+    empty when the label set holds no values."""
     out: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    covered = set(store.read_labels(label_set))
-    for m in metas:
-        if m.episode_id not in covered:
+    for eid, ep in steps.items():
+        if eid not in labels:
             continue
-        labels = store.episode_labels(label_set, m.episode_id)
-        if "value" not in labels:
+        if "value" not in labels[eid]:
             return {}
-        vocab = store.subtask_vocab(m.episode_id)
-        index = np.asarray(store.arrays(m.episode_id)["subtask_index"])
-        for i in np.unique(index):
-            t = int(np.argmax(index == i))
-            out["successful" if m.success else "failed"][order.index(vocab[i])].append(
-                float(labels["value"][t])
-            )
+        for i in np.unique(ep.subtask):
+            t = int(np.argmax(ep.subtask == i))
+            out["successful" if ep.success else "failed"][int(i)].append(float(labels[eid]["value"][t]))
     return out
 
 
@@ -95,18 +112,20 @@ def main() -> int:
         metas = [m for m in store.episodes() if args.source is None or m.source in args.source]
         if not metas:
             raise SystemExit(f"{store_dir}: no episodes of sources {args.source}")
-        order = subtask_order(store, metas)
+        steps, order = episode_steps(store, metas, args.still)
         columns = ["all", "moving", "still"] + [f"sub-task {i}" for i in range(len(order))]
+        stages = sorted((run / "stages").glob("label-*/summary.json"))
+        if not stages:
+            raise SystemExit(f"{run}: no stages/label-*/summary.json")
+        label_sets = {
+            p.parent.name: store.read_labels(json.loads(p.read_text())["label_set"]) for p in stages
+        }
         print(f"## {run}\n")
         print("sub-tasks: " + "; ".join(f"{i} {t}" for i, t in enumerate(order)) + "\n")
         print("| label stage | steps of | " + " | ".join(columns) + " |")
         print("|---|---|" + "---|" * len(columns))
-        stages = sorted((run / "stages").glob("label-*/summary.json"))
-        if not stages:
-            raise SystemExit(f"{run}: no stages/label-*/summary.json")
-        for summary_path in stages:
-            label_set = json.loads(summary_path.read_text())["label_set"]
-            table = rows_for(store, label_set, metas, order, args.still)
+        for stage, labels in label_sets.items():
+            table = rows_for(steps, labels, len(order))
             for row in ("successful", "failed", "successful: under correction", "failed: under correction"):
                 cells = table.get(row)
                 if not cells or not cells["all"][1]:
@@ -117,20 +136,19 @@ def main() -> int:
                     else "-"
                     for c in columns
                 ]
-                print(f"| {summary_path.parent.name} | {row} | " + " | ".join(shown) + " |")
+                print(f"| {stage} | {row} | " + " | ".join(shown) + " |")
         print()
         print("| label stage | mean V at the start of, in | " + " | ".join(columns[3:]) + " |")
         print("|---|---|" + "---|" * (len(columns) - 3))
-        for summary_path in stages:
-            label_set = json.loads(summary_path.read_text())["label_set"]
-            starts = values_at_subtask_start(store, label_set, metas, order)
+        for stage, labels in label_sets.items():
+            starts = values_at_subtask_start(steps, labels)
             for row in ("successful", "failed"):
                 if row in starts:
                     cells = [
                         f"{np.mean(starts[row][i]):+.2f} ({len(starts[row][i])})" if starts[row][i] else "-"
                         for i in range(len(order))
                     ]
-                    print(f"| {summary_path.parent.name} | {row} episodes | " + " | ".join(cells) + " |")
+                    print(f"| {stage} | {row} episodes | " + " | ".join(cells) + " |")
         print()
     return 0
 

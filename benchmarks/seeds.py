@@ -26,6 +26,7 @@ K + 1 (``recap.loop.fork``):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -118,22 +119,25 @@ def run_seed(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+@functools.cache
+def _resolved(preset: str, overrides: tuple[str, ...]) -> Any:
+    return parse_loop_args([preset, *overrides], "benchmarks/seeds.py")
+
+
 def _effective(preset: str, overrides: list[str]) -> list[str]:
     """``overrides``, or none when they leave the preset as it is today (a fork's overrides that later became
     the preset's defaults): the spread is then the preset's own."""
-    if overrides and parse_loop_args([preset, *overrides], "benchmarks/seeds.py") == parse_loop_args(
-        [preset], "benchmarks/seeds.py"
-    ):
+    if overrides and _resolved(preset, tuple(overrides)) == _resolved(preset, ()):
         return []
     return list(overrides)
 
 
 def _finished(out: Path) -> list[dict[str, Any]]:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob(f"seed-*/{RESULTS}"))]
-    for r in runs:
-        r["overrides"] = _effective(r["preset"], r["overrides"])
     if not runs:
         sys.exit(f"no finished seed under {out}: run `python benchmarks/seeds.py --seed N` first")
+    for r in runs:
+        r["overrides"] = _effective(r["preset"], r["overrides"])
     kinds = {(r["preset"], tuple(r["overrides"]), r["iterations"]) for r in runs}
     if len(kinds) > 1:
         sys.exit(

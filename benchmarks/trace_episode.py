@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from recap import config as recap_config  # noqa: E402
 from recap.deploy import open_policy  # noqa: E402
 from recap.loop.config import LoopConfig  # noqa: E402
+from recap.loop.training_stages import policy_checkpoint  # noqa: E402
 from recap.plugins import get_registry  # noqa: E402
 from recap.rollout.collect import backend_for_task, evaluation_backend_config  # noqa: E402
 from recap.rollout.runner import run_episode  # noqa: E402
@@ -32,14 +33,18 @@ WINDOW = 50
 
 
 def policy_of(run: Path, stage: str) -> Path:
-    """The checkpoint an evaluation stage scored: eval-0 the SFT policy, eval-pretrain pi_pre, eval-K pi_K."""
-    trained = {"eval-0": "sft", "eval-pretrain": "policy-pretrain"}.get(
-        stage, stage.replace("eval-", "policy-")
+    """The checkpoint an evaluation stage scored: eval-pretrain pi_pre, eval-K pi_K, eval-0 the SFT policy
+    (pi_pre where the loop skipped SFT)."""
+    trained = {"eval-0": ["sft", "policy-pretrain"], "eval-pretrain": ["policy-pretrain"]}.get(
+        stage, [stage.replace("eval-", "policy-")]
     )
-    path = run / "stages" / trained / "policy"
-    if not path.is_dir():
-        raise SystemExit(f"{path}: no policy checkpoint for {stage}")
-    return path
+    for name in trained:
+        path = policy_checkpoint(run / "stages" / name)
+        if path.is_dir():
+            return path
+    raise SystemExit(
+        f"{run}: no policy checkpoint for {stage} (looked in stages/{', stages/'.join(trained)})"
+    )
 
 
 def main() -> int:
